@@ -1,0 +1,172 @@
+"""Featurization shared by fit, infer and evaluate: one definition, so training and inference see the same numbers.
+
+Audio becomes model input in three steps, each defined exactly once here:
+
+1. ``frames_from_audio``: the 1024-hop grid, frame ``i`` = samples ``[1024 i, 1024 (i + 1))``.
+2. ``fft_magnitude_of_buffers``: ``|rfft(window * buffer)|``, bins 0..511 — exactly what ``builder synth``
+   stores as ``fft_magnitude`` (same window, unnormalized forward FFT).
+3. ``SpectralFeatures`` (Keras layer inside the model) and its numpy twin ``spectral_features``:
+   ``(log(1 + compression * magnitude) - mean) / std`` per bin, with ``mean``/``std`` computed once on the
+   training split and saved in the model file as layer weights.
+
+The energy head predicts ``energy_target`` (an amplitude-like, compressed key energy);
+``energy_to_velocity`` maps it back to a MIDI velocity.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from builder.errors import UserError
+
+SAMPLE_RATE = 44100
+BUFFER_SIZE = 1024
+N_BINS = BUFFER_SIZE // 2
+N_KEYS = 88
+WINDOWS = ("hann", "none")
+STD_FLOOR = 1e-3  # a bin that never varies (e.g. always silent) must not blow up the normalization
+
+
+def analysis_window(window: str, size: int = BUFFER_SIZE) -> np.ndarray:
+    """The synth's analysis window: ``hann`` is the periodic Hann window (``0.5 - 0.5 cos(2 pi n / size)``).
+
+    Periodic, not symmetric, because it is the FFT-analysis convention (``scipy.signal.get_window``) and
+    the engine's; ``none`` is rectangular and reproduces the reference.
+    """
+    if window == "hann":
+        return scipy.signal.windows.hann(size, sym=False).astype(np.float32)
+    if window == "none":
+        return np.ones(size, dtype=np.float32)
+    raise UserError(f"window: expected one of {', '.join(WINDOWS)}, got {window!r}")
+
+
+def fft_magnitude_of_buffers(buffers: np.ndarray, window: str, workers: int = -1) -> np.ndarray:
+    """``|rfft(window * buffer)|`` bins 0..511 of ``[n, 1024]`` buffers -> ``[n, 512]`` float32.
+
+    The Nyquist bin is dropped, as in the store. Batched pocketfft through ``scipy.fft`` (threads: ``workers``).
+    """
+    buffers = np.asarray(buffers, dtype=np.float32)
+    if buffers.ndim != 2 or buffers.shape[1] != BUFFER_SIZE:
+        raise ValueError(f"buffers: expected shape [n, {BUFFER_SIZE}], got {list(buffers.shape)}")
+    spectrum = scipy.fft.rfft(buffers * analysis_window(window), axis=1, workers=workers)
+    return np.abs(spectrum[:, :N_BINS]).astype(np.float32)
+
+
+def frames_from_audio(audio: np.ndarray) -> np.ndarray:
+    """Mono 44.1 kHz audio -> ``[n_frames, 1024]`` buffers on the grid frame i = samples [1024 i, 1024 (i+1)).
+
+    The tail is zero-padded to a whole buffer; empty audio gives zero frames. A view-free copy, float32.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"audio: expected mono [samples], got shape {list(audio.shape)}")
+    n_frames = -(-audio.shape[0] // BUFFER_SIZE)
+    frames = np.zeros(n_frames * BUFFER_SIZE, dtype=np.float32)
+    frames[: audio.shape[0]] = audio
+    return frames.reshape(n_frames, BUFFER_SIZE)
+
+
+def frame_times(n_frames: int) -> np.ndarray:
+    """Start time in seconds of each frame on the 1024-hop grid."""
+    return np.arange(n_frames, dtype=np.float64) * BUFFER_SIZE / SAMPLE_RATE
+
+
+# ---------------------------------------------------------------------------------------------- compression
+
+
+def compress_magnitude(fft_magnitude: np.ndarray, compression: float) -> np.ndarray:
+    """``log(1 + compression * magnitude)``: loudness-like, so a quiet partial weighs like a loud one."""
+    return np.log1p(np.float32(compression) * np.asarray(fft_magnitude, dtype=np.float32))
+
+
+def spectral_features(fft_magnitude: np.ndarray, compression: float, mean: np.ndarray,
+                      std: np.ndarray) -> np.ndarray:
+    """Numpy twin of :class:`SpectralFeatures` (tests check they agree): compress, then normalize per bin."""
+    compressed = compress_magnitude(fft_magnitude, compression)
+    return ((compressed - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
+
+
+class FeatureStatistics:
+    """Running per-bin mean/std of compressed magnitudes (float64 sums), fed chunk by chunk from the train split."""
+
+    def __init__(self, compression: float) -> None:
+        self.compression = compression
+        self.count = 0
+        self.total = np.zeros(N_BINS, dtype=np.float64)
+        self.total_squares = np.zeros(N_BINS, dtype=np.float64)
+
+    def add(self, fft_magnitude: np.ndarray) -> None:
+        compressed = compress_magnitude(fft_magnitude, self.compression).astype(np.float64)
+        self.count += compressed.shape[0]
+        self.total += compressed.sum(axis=0)
+        self.total_squares += np.square(compressed).sum(axis=0)
+
+    def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.count == 0:
+            raise UserError("train split: no rows to compute feature statistics from")
+        mean = self.total / self.count
+        variance = np.maximum(self.total_squares / self.count - np.square(mean), 0.0)
+        std = np.maximum(np.sqrt(variance), STD_FLOOR)
+        return mean.astype(np.float32), std.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- energy
+
+
+def energy_target(key_energy: np.ndarray, energy_scale: float) -> np.ndarray:
+    """Compressed key energy the model learns: ``sqrt(key_energy / energy_scale)``, amplitude-like.
+
+    ``energy_scale`` is the energy of a loud (velocity ~127) note's buffer, measured on the train split, so
+    the target is about ``velocity / 127`` near an onset and decays with the note.
+    """
+    return np.sqrt(np.maximum(np.asarray(key_energy, dtype=np.float32), 0.0) / np.float32(energy_scale))
+
+
+def energy_to_velocity(energy: np.ndarray) -> np.ndarray:
+    """Predicted compressed energy (the model's ``energy`` head) -> MIDI velocity 1..127 (int).
+
+    The synth's gain is linear in velocity within a layer and banks are loudness-normalized, so amplitude
+    is about proportional to velocity; take the head's value near the onset. ``ModelInfo.energy_scale``
+    is kept in the model for callers that need raw energies (``key_energy = energy**2 * energy_scale``).
+    """
+    velocity = np.rint(127.0 * np.asarray(energy, dtype=np.float64))
+    return np.clip(velocity, 1, 127).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------- keras layer
+
+
+@keras.saving.register_keras_serializable(package="pianoscribe")
+class SpectralFeatures(keras.layers.Layer):
+    """``(log(1 + compression * fft_magnitude) - mean) / std`` per bin; ``mean``/``std`` are saved weights.
+
+    Built with the train split's statistics at fit time; restored from the model file at load time, so the
+    model carries its own featurization.
+    """
+
+    def __init__(self, compression: float, mean=None, std=None, **kwargs):
+        super().__init__(**kwargs)
+        self.compression = float(compression)
+        self._initial_mean = None if mean is None else np.asarray(mean, np.float32)
+        self._initial_std = None if std is None else np.asarray(std, np.float32)
+
+    def build(self, input_shape):
+        if input_shape[-1] != N_BINS:
+            raise UserError(f"model input: expected {N_BINS} FFT bins, got {input_shape[-1]}")
+        mean_init = "zeros" if self._initial_mean is None else keras.initializers.Constant(self._initial_mean)
+        std_init = "ones" if self._initial_std is None else keras.initializers.Constant(self._initial_std)
+        self.mean = self.add_weight(shape=(N_BINS,), initializer=mean_init, trainable=False, name="mean")
+        self.std = self.add_weight(shape=(N_BINS,), initializer=std_init, trainable=False, name="std")
+
+    def call(self, fft_magnitude):
+        compressed = keras.ops.log1p(self.compression * keras.ops.cast(fft_magnitude, "float32"))
+        return (compressed - self.mean) / self.std
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "compression": self.compression}
