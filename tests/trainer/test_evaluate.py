@@ -1,0 +1,55 @@
+"""trainer.evaluate: the scores mean what they say (mir_eval on the 1024-hop grid, onsets within 50 ms)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from builder.corpus import NOTE_DTYPE
+from trainer.evaluate import score_piece, score_pieces
+from trainer.transcribe import HOP_SECONDS
+
+
+def notes_of(rows) -> np.ndarray:
+    return np.array(rows, dtype=NOTE_DTYPE)
+
+
+REFERENCE = notes_of([(0.10, 0.60, 60, 80), (0.10, 0.60, 64, 80), (0.70, 1.20, 67, 90), (1.00, 1.50, 48, 70)])
+N_FRAMES = int(np.ceil(1.6 / HOP_SECONDS))
+
+
+def test_a_perfect_transcription_scores_one() -> None:
+    scores = score_piece(REFERENCE, REFERENCE, N_FRAMES)
+    for name in ("frame_precision", "frame_recall", "frame_f1", "note_precision", "note_recall", "note_f1"):
+        assert scores[name] == pytest.approx(1.0)
+
+
+def test_onsets_count_within_50_ms_and_offsets_do_not_matter() -> None:
+    estimate = np.array(REFERENCE, copy=True)
+    estimate["onset"] += [0.03, -0.045, 0.06, 0.0]     # two within 50 ms, one outside, one exact
+    estimate["offset"] = estimate["onset"] + 0.05      # far too short: frames suffer, onsets do not
+    scores = score_piece(REFERENCE, estimate, N_FRAMES)
+    assert scores["note_precision"] == pytest.approx(0.75) and scores["note_recall"] == pytest.approx(0.75)
+    assert scores["frame_recall"] < 0.3
+
+
+def test_wrong_pitch_and_extra_notes() -> None:
+    estimate = np.concatenate([REFERENCE[:3], notes_of([(1.0, 1.5, 49, 70), (0.3, 0.5, 90, 60)])])
+    scores = score_piece(REFERENCE, estimate, N_FRAMES)
+    assert scores["note_recall"] == pytest.approx(3 / 4) and scores["note_precision"] == pytest.approx(3 / 5)
+    assert 0.5 < scores["frame_f1"] < 1.0
+
+
+def test_silence_scores_zero_without_crashing() -> None:
+    scores = score_piece(REFERENCE, notes_of([]), N_FRAMES)
+    assert scores["note_f1"] == 0.0 and scores["frame_f1"] == 0.0 and scores["estimated_notes"] == 0
+
+
+def test_overall_pools_every_note_of_every_piece() -> None:
+    good, bad = REFERENCE, notes_of([(0.1, 0.6, 60, 80)])   # the second piece finds one note of four
+    scores = score_pieces([REFERENCE, REFERENCE], [good, bad], [N_FRAMES, N_FRAMES], ["a", "b"])
+    assert scores["pieces"]["a"]["note_recall"] == pytest.approx(1.0)
+    assert scores["pieces"]["b"]["note_recall"] == pytest.approx(0.25)
+    assert scores["overall"]["note_recall"] == pytest.approx(5 / 8)
+    assert scores["overall"]["note_precision"] == pytest.approx(1.0)
+    assert scores["overall"]["reference_notes"] == 8 and scores["overall"]["pieces"] == 2
