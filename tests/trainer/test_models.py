@@ -1,0 +1,116 @@
+"""Architectures and the model file: shapes, how far in time a frame looks, cost, save/load, bad files."""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+import numpy as np
+import pytest
+
+from builder.errors import UserError
+from trainer import fit as fit_module
+from trainer import models
+
+SETTINGS = copy.deepcopy(fit_module.DEFAULT_SETTINGS)
+
+
+def build(arch: str, **overrides) -> tuple[keras.Model, models.ModelInfo]:
+    settings = {**SETTINGS, **overrides}
+    context_frames, lookahead_frames = models.context_of(arch, settings)
+    info = models.ModelInfo(arch=arch, context_frames=context_frames, lookahead_frames=lookahead_frames,
+                            window="hann", energy_scale=3.5)
+    rng = np.random.default_rng(0)
+    mean, std = rng.normal(2, 1, 512).astype(np.float32), rng.uniform(0.5, 2, 512).astype(np.float32)
+    return models.build_model(arch, settings, info, mean, std), info
+
+
+@pytest.fixture(scope="module")
+def built():
+    return {arch: build(arch) for arch in models.ARCHITECTURES}
+
+
+@pytest.mark.parametrize("arch", models.ARCHITECTURES)
+def test_any_sequence_length_in_same_length_out(built, arch):
+    model, _ = built[arch]
+    for frames in (1, 7, 33):
+        outputs = model(np.random.default_rng(frames).random((2, frames, 512), dtype=np.float32))
+        assert set(outputs) == set(models.HEADS)
+        for head in models.HEADS:
+            assert tuple(outputs[head].shape) == (2, frames, 88)
+        for head in ("active", "onset"):
+            assert 0 <= float(np.min(outputs[head])) and float(np.max(outputs[head])) <= 1
+
+
+@pytest.mark.parametrize("context_frames,lookahead_frames", [(5, 1), (4, 0), (3, 2)])
+def test_a_frame_sees_only_its_context_window(context_frames, lookahead_frames):
+    model, info = build("context", context_frames=context_frames, lookahead_frames=lookahead_frames)
+    past = context_frames - 1 - lookahead_frames
+    rng = np.random.default_rng(3)
+    sequence = rng.random((1, 24, 512), dtype=np.float32) * 5
+    base = np.asarray(model(sequence)["active"])[0]
+    changed_frame = 12
+    poked = sequence.copy()
+    poked[0, changed_frame] += 3.0
+    moved = np.abs(np.asarray(model(poked)["active"])[0] - base).max(axis=1) > 0
+    assert np.flatnonzero(moved).tolist() == list(range(changed_frame - lookahead_frames, changed_frame + past + 1))
+
+
+def test_reference_looks_at_each_slice_alone(built):
+    model, info = built["reference"]
+    assert (info.context_frames, info.lookahead_frames) == (1, 0)
+    sequence = np.random.default_rng(4).random((1, 6, 512), dtype=np.float32)
+    whole = np.asarray(model(sequence)["energy"])
+    one_by_one = np.concatenate([np.asarray(model(sequence[:, [t]])["energy"]) for t in range(6)], axis=1)
+    np.testing.assert_allclose(whole, one_by_one, rtol=1e-5, atol=1e-5)
+
+
+def test_reference_cost_and_the_default_is_cheaper(built):
+    # conv 20x1x32 on 493 positions, conv 20x32x64 on 227, dense 7232x512, three 512x88 heads
+    expected = 493 * 20 * 32 + 227 * 20 * 32 * 64 + 113 * 64 * 512 + 3 * 512 * 88
+    assert models.macs_per_frame(built["reference"][0]) == expected
+    assert models.macs_per_frame(built["context"][0]) < expected
+
+
+def test_save_and_load_keep_outputs_and_info(built, tmp_path):
+    model, info = built["context"]
+    info = models.ModelInfo(**{**info.to_dict(), "frame_threshold": 0.35, "onset_threshold": 0.6})
+    models.set_model_info(model, info)
+    path = tmp_path / "model.keras"
+    models.save_model(model, path)
+    loaded, loaded_info = models.load_model(path)
+    assert loaded_info == info
+    sequence = np.random.default_rng(5).random((1, 10, 512), dtype=np.float32)
+    for head in models.HEADS:
+        np.testing.assert_allclose(np.asarray(loaded(sequence)[head]), np.asarray(model(sequence)[head]), atol=1e-6)
+    assert not [p for p in tmp_path.iterdir() if p.name != "model.keras"]  # no temporary left behind
+
+
+def test_bad_model_files_are_one_line_errors(built, tmp_path):
+    with pytest.raises(UserError, match="no such model file"):
+        models.load_model(tmp_path / "missing.keras")
+    not_a_model = tmp_path / "text.keras"
+    not_a_model.write_text("hello")
+    with pytest.raises(UserError, match="not a Keras model file"):
+        models.load_model(not_a_model)
+    inputs = keras.Input((None, 512))
+    foreign = tmp_path / "foreign.keras"
+    keras.Model(inputs, keras.layers.Dense(88)(inputs)).save(foreign)
+    with pytest.raises(UserError, match="not a pianoscribe model"):
+        models.load_model(foreign)
+    model, info = built["reference"]
+    wrong = tmp_path / "wrong.keras"
+    models.set_model_info(model, models.ModelInfo(**{**info.to_dict(), "buffer_size": 2048}))
+    models.save_model(model, wrong)
+    with pytest.raises(UserError, match="featurization mismatch"):
+        models.load_model(wrong)
+    models.set_model_info(model, info)
+    with pytest.raises(UserError, match="must end in .keras"):
+        models.save_model(model, tmp_path / "model.h5")
+
+
+def test_bad_architecture_settings_are_user_errors():
+    with pytest.raises(UserError, match="fit.arch"):
+        build("transformer")
+    with pytest.raises(UserError, match="fit.lookahead_frames"):
+        build("context", context_frames=3, lookahead_frames=3)
