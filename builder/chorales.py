@@ -53,10 +53,23 @@ def chorale_files() -> list[Path]:
     return sorted(chorales, key=lambda path: path.name)
 
 
-def chorale_pieces(dropped: DropCounts, workers: int | None = None) -> tuple[list[Piece], dict[str, Any]]:
-    """All chorales as pieces ``chorales/<bwv name>`` plus the attrs that say how they were made."""
-    files = chorale_files()
-    workers = workers or min(MAX_WORKERS, len(os.sched_getaffinity(0)))
+def checked_max_pieces(settings: dict[str, Any]) -> int:
+    """``corpus.chorales.max_pieces`` (0 = all), or a UserError naming it."""
+    value = (settings.get("chorales") or {}).get("max_pieces", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"params corpus.chorales.max_pieces: {value!r}, must be a whole number >= 0 (0 = all)")
+    return value
+
+
+def chorale_pieces(dropped: DropCounts, workers: int | None = None, files: list[Path] | None = None,
+                   max_pieces: int = 0) -> tuple[list[Piece], dict[str, Any]]:
+    """The chorales (or ``files``; the first ``max_pieces`` if > 0) as pieces ``chorales/<bwv name>``.
+
+    Returns the pieces and the attrs that say how they were made.
+    """
+    files = chorale_files() if files is None else files
+    files = files[:max_pieces] if max_pieces else files
+    workers = min(workers or MAX_WORKERS, len(os.sched_getaffinity(0)), len(files))
     if workers > 1:
         context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
@@ -84,7 +97,7 @@ def chorale_pieces(dropped: DropCounts, workers: int | None = None) -> tuple[lis
         notes = clean_notes(onset, offset, key, humanized_velocities(piece_id, len(key)), dropped)
         pieces.append(Piece(piece_id=piece_id, notes=merge_unisons(notes)))
     record = {
-        "source": "chorales", "files": len(files), "pieces": len(pieces), "duplicates": duplicates,
+        "source": "chorales", "files": len(files), "max_pieces": max_pieces, "pieces": len(pieces), "duplicates": duplicates,
         "not_chorales": sorted(NOT_CHORALES) + not_chorales, "music21": music21_version(),
         "velocity": f"per-piece level uniform {VELOCITY_LEVELS[0]}..{VELOCITY_LEVELS[1]} + normal jitter sd "
                     f"{VELOCITY_JITTER}, seeded by piece id",

@@ -37,6 +37,7 @@ SUSTAIN_DOWN_VALUE = 64
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "procedural": {"pieces": 300, "seconds": 60.0, "seed": 0},
+    "chorales": {"max_pieces": 0},  # 0 = all; a small number makes a quick corpus for pipeline tests
 }
 
 Warn = Callable[[str], None]
@@ -137,7 +138,8 @@ def notes_from_midi(path: Path | str, dropped: DropCounts | None = None) -> np.n
     except FileNotFoundError:
         raise
     except Exception as error:  # mido and pretty_midi raise many types for damaged files
-        raise UserError(f"{path}: not a readable MIDI file ({type(error).__name__}: {error})") from error
+        reason = f"{type(error).__name__}: {error}" if str(error) else f"{type(error).__name__}, damaged or truncated"
+        raise UserError(f"{path}: not a readable MIDI file ({reason})") from error
     end_time = midi.get_end_time()
     parts: list[tuple[np.ndarray, ...]] = []
     for instrument in midi.instruments:
@@ -230,6 +232,7 @@ def build_corpus(sources: Iterable[str], name: str, settings: dict[str, Any], st
     ``strict``. Piece ids must be unique across sources.
     """
     warn = warn or (lambda message: None)
+    sources = list(sources)
     pieces: list[Piece] = []
     source_records: list[dict[str, Any]] = []
     dropped = DropCounts()
@@ -245,6 +248,8 @@ def build_corpus(sources: Iterable[str], name: str, settings: dict[str, Any], st
     if not pieces:
         raise UserError(f"{', '.join(sources)}: no pieces with notes")
     attrs = {"sources": source_records, "dropped": dropped.as_dict(), "skipped_files": skipped}
+    if len(sources) == 1 and sources[0] in BUILTIN_CORPORA and not Path(sources[0]).exists():
+        attrs["builtin"] = builtin_record(sources[0], settings)  # lets ensure_corpus recognize a stale file
     return Corpus(name=name, pieces=pieces, attrs=attrs)
 
 
@@ -252,7 +257,7 @@ def _builtin_pieces(source: str, settings: dict[str, Any], dropped: DropCounts) 
     if source == "chorales":
         from builder import chorales
 
-        return chorales.chorale_pieces(dropped)
+        return chorales.chorale_pieces(dropped, max_pieces=chorales.checked_max_pieces(settings))
     from builder import procedural
 
     return procedural.procedural_pieces(settings["procedural"], dropped)
@@ -406,7 +411,8 @@ def builtin_record(name: str, settings: dict[str, Any]) -> dict[str, Any]:
                 "settings": {key: settings["procedural"][key] for key in sorted(DEFAULT_SETTINGS["procedural"])}}
     from builder import chorales
 
-    return {"name": name, "generator_version": chorales.GENERATOR_VERSION, "music21": chorales.music21_version()}
+    return {"name": name, "generator_version": chorales.GENERATOR_VERSION, "music21": chorales.music21_version(),
+            "max_pieces": chorales.checked_max_pieces(settings)}
 
 
 def describe_corpus(corpus: Corpus) -> str:

@@ -8,7 +8,8 @@ and ``offsetStartIndex`` (where in the buffer the slice starts).
 
 Every event of a note satisfies ``buffer + offsetStartIndex - sampleStartIndex == onset sample``, so a note is
 identified by (key, onset sample) without following it buffer by buffer; notes doubled on the same key and
-onset (two voices in unison) are told apart by length, the longer one's slice being the longer in each buffer.
+onset (two voices in unison) are told apart by length, the longer one's slice being the longer in each buffer
+(and listed later where the slices are equal, as this writer lists them).
 Sample positions are whole samples, truncated as the reference's converter did: the onset sample is
 ``floor(onset * 44100)`` and the length ``floor((offset - onset) * 44100)`` samples (so offsets read back may
 sit up to two samples before the source's; a tiny tolerance keeps ``sample / 44100`` from truncating to the
@@ -55,7 +56,9 @@ def notes_from_midi_json_object(document: Any, source: str = "midi-json",
     slice_stop = buffer_start + buffer_offset + (slice_end - slice_start)
 
     # Rank the events of one (key, onset) in one buffer by slice end: rank r belongs to the r-th longest note.
-    order = np.lexsort((-velocity, -slice_stop, buffer_start, onset_sample, key))
+    # Equal slices keep their listed order (the writer lists a doubled note's shorter twin first).
+    position = np.arange(len(key))
+    order = np.lexsort((-position, -slice_stop, buffer_start, onset_sample, key))
     key, velocity, onset_sample, buffer_start, slice_stop = (
         key[order], velocity[order], onset_sample[order], buffer_start[order], slice_stop[order])
     same_run = np.concatenate([[False], (key[1:] == key[:-1]) & (onset_sample[1:] == onset_sample[:-1])
