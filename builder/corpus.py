@@ -369,9 +369,12 @@ def read_corpus(path: Path | str) -> Corpus:
 
 
 def corpus_path(name_or_path: str | Path, data_dir: Path | str) -> Path:
-    """Where a corpus lives: a path as given (anything with a suffix or a folder in it), else data/corpus/NAME.h5."""
+    """Where a corpus lives: a path as given (ending in .h5 or with a folder in it), else data/corpus/NAME.h5.
+
+    Names may contain dots (``bwv1.6``), so only ``.h5`` marks a file name.
+    """
     text = str(name_or_path)
-    if Path(text).suffix or "/" in text or "\\" in text:
+    if text.lower().endswith(".h5") or "/" in text or "\\" in text:
         return Path(text)
     return Path(data_dir) / "corpus" / f"{text}.h5"
 

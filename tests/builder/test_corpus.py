@@ -183,6 +183,8 @@ def test_names_and_paths() -> None:
     assert corpus.default_name("some/folder/") == "folder"
     assert corpus.corpus_path("procedural", Path("data")) == Path("data/corpus/procedural.h5")
     assert corpus.corpus_path("elsewhere/mine.h5", Path("data")) == Path("elsewhere/mine.h5")
+    assert corpus.corpus_path("mine.h5", Path("data")) == Path("mine.h5")
+    assert corpus.corpus_path("bwv1.6", Path("data")) == Path("data/corpus/bwv1.6.h5")
 
 
 def test_ensure_corpus_builds_a_missing_builtin_and_rebuilds_a_stale_one(tmp_path: Path) -> None:
