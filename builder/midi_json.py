@@ -92,7 +92,8 @@ def _event_columns(document: Any, source: str) -> tuple[np.ndarray, ...]:
         if not isinstance(events, list):
             raise UserError(f"{source}: buffer {buffer_key} holds {type(events).__name__}, expected a list of events")
         try:
-            rows.extend((buffer_start, *(event[name] for name in EVENT_FIELDS)) for event in events)
+            rows.extend([(buffer_start, event["pianoNoteNum"], event["velocity"], event["sampleStartIndex"],
+                          event["sampleEndIndex"], event["offsetStartIndex"]) for event in events])
         except (KeyError, TypeError) as error:
             raise UserError(f"{source}: buffer {buffer_key}: an event lacks {error} (needs {', '.join(EVENT_FIELDS)})") \
                 from None
