@@ -430,7 +430,7 @@ def describe_corpus(corpus: Corpus) -> str:
             f"{dropped.get('zero_length', 0)} zero-length notes")
     skipped = corpus.attrs.get("skipped_files", [])
     if skipped:
-        text += f"; skipped {len(skipped)} unreadable files"
+        text += f"; skipped {len(skipped)} files (unreadable or without piano notes)"
     return text
 
 

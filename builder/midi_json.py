@@ -95,9 +95,12 @@ def _event_columns(document: Any, source: str) -> tuple[np.ndarray, ...]:
             rows.extend([(buffer_start, event["pianoNoteNum"], event["velocity"], event["sampleStartIndex"],
                           event["sampleEndIndex"], event["offsetStartIndex"]) for event in events])
         except (KeyError, TypeError) as error:
-            raise UserError(f"{source}: buffer {buffer_key}: an event lacks {error} (needs {', '.join(EVENT_FIELDS)})") \
-                from None
-    table = np.array(rows, dtype=np.float64).reshape(-1, 1 + len(EVENT_FIELDS))
+            needs = ", ".join(EVENT_FIELDS)
+            raise UserError(f"{source}: buffer {buffer_key}: an event lacks {error} (needs {needs})") from None
+    try:
+        table = np.array(rows, dtype=np.float64).reshape(-1, 1 + len(EVENT_FIELDS))
+    except (TypeError, ValueError):
+        raise UserError(f"{source}: event fields must be numbers ({', '.join(EVENT_FIELDS)})") from None
     if not np.isfinite(table).all():
         raise UserError(f"{source}: events hold non-finite numbers")
     integer_columns = table[:, [0, 1, 3, 4, 5]]

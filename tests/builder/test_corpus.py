@@ -110,7 +110,7 @@ def test_corrupt_midi_is_skipped_with_a_warning_or_fatal_when_strict(tmp_path: P
     assert [piece.piece_id for piece in built.pieces] == ["midi/sub/good.mid"]
     assert len(warnings) == 1 and "broken.mid" in warnings[0]
     assert built.attrs["skipped_files"] == [str(folder / "broken.mid")]
-    assert "skipped 1 unreadable files" in corpus.describe_corpus(built)
+    assert "skipped 1 files" in corpus.describe_corpus(built)
     with pytest.raises(UserError, match="broken.mid"):
         corpus.build_corpus([str(folder)], name="songs", settings=corpus.DEFAULT_SETTINGS, strict=True)
 

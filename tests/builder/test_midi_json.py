@@ -131,6 +131,8 @@ def test_out_of_range_keys_are_dropped_and_counted() -> None:
     ('{"0": [{"pianoNoteNum": 40, "velocity": 0.5, "sampleStartIndex": 0, "sampleEndIndex": 2000, '
      '"offsetStartIndex": 0}]}', "does not fit"),
     ("{not json", "not valid JSON"),
+    ('{"0": [{"pianoNoteNum": "A0", "velocity": 0.5, "sampleStartIndex": 0, "sampleEndIndex": 20, '
+     '"offsetStartIndex": 0}]}', "must be numbers"),
 ])
 def test_malformed_files_are_user_errors_naming_the_file(tmp_path: Path, content: str, problem: str) -> None:
     path = tmp_path / "bad.json"
