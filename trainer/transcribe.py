@@ -246,7 +246,9 @@ def decode_notes(frame_probability: np.ndarray, onset_probability: np.ndarray, e
                  decode: DecodeSettings) -> np.ndarray:
     """Per-frame heads ``[frames, 88]`` -> notes (``NOTE_DTYPE``), vectorized over keys and frames.
 
-    A note of key ``k`` starts at frame ``t`` where the onset head has a local peak ``>= onset_threshold``.
+    A note of key ``k`` starts at frame ``t`` where the onset head has a local peak ``>= onset_threshold``,
+    or where the frame head rises above ``frame_threshold`` with no onset peak within one frame (the onset
+    head is the less sure of the two: a clearly sounding note must not be lost for a weak onset).
     It ends at the first later frame where the frame head drops below ``frame_threshold`` or the onset head
     peaks again on that key (a re-strike); it lasts at least its onset frame. Onset time = the onset frame's
     centre (the onset lies somewhere in that buffer); offset = the end of the last frame held.
@@ -263,7 +265,12 @@ def decode_notes(frame_probability: np.ndarray, onset_probability: np.ndarray, e
     stop = np.ones((N_KEYS, n_frames + 1), dtype=bool)
     stop[:, :n_frames] = ~held.T | onset_peak.T
     stop_flat = np.flatnonzero(stop)
-    start_key, start_frame = np.nonzero(onset_peak.T)
+    rising = held & ~np.vstack([np.zeros((1, N_KEYS), bool), held[:-1]])
+    near_onset_peak = onset_peak.copy()
+    near_onset_peak[1:] |= onset_peak[:-1]
+    near_onset_peak[:-1] |= onset_peak[1:]
+    start = onset_peak | (rising & ~near_onset_peak)
+    start_key, start_frame = np.nonzero(start.T)
     start_flat = start_key * (n_frames + 1) + start_frame
     end_flat = stop_flat[np.searchsorted(stop_flat, start_flat, side="right")]
     end_frame = end_flat - start_key * (n_frames + 1)           # exclusive; >= start_frame + 1

@@ -38,12 +38,21 @@ def test_restrike_splits_and_short_notes_drop() -> None:
     active[5:40, KEY_C4] = 0.9
     onset[8, 70 - 21] = 0.95                                   # an onset with one frame held: too short
     active[8, 70 - 21] = 0.9
-    onset[30, 50 - 21] = 0.45                                  # below the onset threshold
-    active[30:50, 50 - 21] = 0.9
     notes = decode_notes(active, onset, energy, DECODE)
     assert [(int(n["key"]), round(n["onset"] / HOP_SECONDS - 0.5), round(n["offset"] / HOP_SECONDS)) for n in notes] \
         == [(60, 5, 20), (60, 20, 40)]
     assert len(decode_notes(active, onset, energy, DecodeSettings(0.5, 0.4, 0.0))) == 3  # keeps the short one
+
+
+def test_a_clearly_sounding_note_needs_no_onset_peak() -> None:
+    active, onset, energy = heads(60)
+    onset[30, KEY_C4] = 0.3                                     # onset head unsure (below threshold)
+    active[31:50, KEY_C4] = 0.9                                 # ... frame head sure from frame 31
+    onset[9, KEY_C4 + 4] = 0.9                                  # an onset peak one frame before the frames rise:
+    active[10:20, KEY_C4 + 4] = 0.9                             # one note, from the onset peak
+    notes = decode_notes(active, onset, energy, DECODE)
+    assert [(int(n["key"]), round(n["onset"] / HOP_SECONDS - 0.5), round(n["offset"] / HOP_SECONDS)) for n in notes] \
+        == [(64, 9, 20), (60, 31, 50)]
 
 
 @settings(max_examples=40, deadline=None)
