@@ -29,7 +29,8 @@ import numpy as np
 from builder.corpus import DropCounts, Piece, clean_notes, merge_unisons, stable_seed
 from builder.errors import UserError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the two chorales filed as .xml are included
+MUSICXML_SUFFIXES = (".mxl", ".xml")
 NOT_CHORALES = frozenset({"bwv846"})  # Well-Tempered Clavier I, Prelude in C: filed under bach/, not a chorale
 MIN_VOICES = 4
 VELOCITY_LEVELS = (64, 100)
@@ -44,12 +45,18 @@ def music21_version() -> str:
 
 
 def chorale_files() -> list[Path]:
-    """The chorale MusicXML files of music21's ``bach`` corpus, sorted by name."""
+    """The chorale MusicXML files of music21's ``bach`` corpus (.mxl, or .xml for the two only filed so), by name.
+
+    The Humdrum (.krn) copies of three chorales are the same music as their .mxl and are left out.
+    """
     from music21 import corpus as music21_corpus
 
-    files = [Path(path) for path in music21_corpus.getComposer("bach")]
-    chorales = [path for path in files
-                if path.suffix == ".mxl" and path.name.startswith("bwv") and path.stem not in NOT_CHORALES]
+    musicxml = [Path(path) for path in music21_corpus.getComposer("bach") if Path(path).suffix in MUSICXML_SUFFIXES]
+    by_stem: dict[str, Path] = {}
+    for path in sorted(musicxml, key=lambda path: MUSICXML_SUFFIXES.index(path.suffix)):  # .mxl first
+        if path.name.startswith("bwv") and path.stem not in NOT_CHORALES:
+            by_stem.setdefault(path.stem, path)
+    chorales = list(by_stem.values())
     if not chorales:
         raise UserError("chorales: music21's corpus has no Bach chorales (is the music21 wheel complete?)")
     return sorted(chorales, key=lambda path: path.name)
