@@ -3,8 +3,8 @@
 Only the chorales are used: music21's other pieces (and Bach's WTC prelude BWV 846 filed among the chorales)
 are reserved for evaluation and must never be trained on. Each score is read directly (no MIDI round trip):
 sounding pitch, repeats expanded and ties joined the way music21's own MIDI export does it, seconds from the
-score's metronome marks. Checked against that export (which also made the reference's ``bwv1.6.mid``): 403 of
-the 407 chorales give the same notes within 1 ms; the other four differ in one tie chain or a grace note (a
+score's metronome marks. Checked against that export (which also made the reference's ``bwv1.6.mid``): 405 of
+the 409 chorales give the same notes within 1 ms; the other four differ in one tie chain or a grace note (a
 zero-length note here, dropped and counted), and reading directly is ~7x faster than exporting.
 The voices are then made playable on one piano (:func:`builder.corpus.merge_unisons`: unison doublings merged,
 a re-struck key ends the previous note). The chorales have no dynamics, so velocities are humanized: a level
