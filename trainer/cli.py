@@ -96,7 +96,7 @@ def infer(
         speed = f"{audio_seconds / wall_seconds:.0f}x realtime" if wall_seconds > 0 else "-"
         console.print(f"{len(done)} of {len(results)} files transcribed: "
                       f"{sum(len(result.transcription.notes) for result in done)} notes, {audio_seconds:.1f} s of audio "
-                      f"in {wall_seconds:.2f} s ({speed})")
+                      f"in {wall_seconds:.2f} s ({speed})", soft_wrap=True)
         return len(results) - len(done)
 
     failed = run_reporting_errors(body, debug)
@@ -132,14 +132,15 @@ def evaluate(
                                               progress=status.update)
         for piece_id, scores in result.scores["pieces"].items():
             console.print(f"  {piece_id:40s} frame F1 {scores['frame_f1']:.3f}  note-onset F1 {scores['note_f1']:.3f}  "
-                          f"({scores['reference_notes']} notes, {scores['estimated_notes']} found)")
+                          f"({scores['reference_notes']} notes, {scores['estimated_notes']} found)", soft_wrap=True)
         overall = result.scores["overall"]
         console.print(f"overall ({overall['pieces']} pieces, {overall['audio_seconds']:.0f} s): "
                       f"frame P/R/F1 {overall['frame_precision']:.3f}/{overall['frame_recall']:.3f}/"
                       f"{overall['frame_f1']:.3f}, note-onset P/R/F1 {overall['note_precision']:.3f}/"
-                      f"{overall['note_recall']:.3f}/{overall['note_f1']:.3f}, {overall['speed_x_realtime']}x realtime")
+                      f"{overall['note_recall']:.3f}/{overall['note_f1']:.3f}, {overall['speed_x_realtime']}x realtime",
+                      soft_wrap=True)
         console.print(f"wrote {metrics_dir / 'eval.json'}, {metrics_dir / 'eval_roll.png'} ({result.roll_piece_id}), "
-                      f"audio and transcriptions in {eval_dir}")
+                      f"audio and transcriptions in {eval_dir}", soft_wrap=True)
 
     run_reporting_errors(body, debug)
 

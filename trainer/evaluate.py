@@ -17,6 +17,7 @@ Scores:
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,6 +93,9 @@ def render_test_pieces(store_path: Path, data_dir: Path, eval_dir: Path, setting
 
     eval_dir = Path(eval_dir)
     eval_dir.mkdir(parents=True, exist_ok=True)
+    for stale in eval_dir.iterdir():  # a previous run with more pieces must not leave its extras behind
+        if re.fullmatch(r"\d{3}(\.ref)?\.(wav|csv|mid|npz|png)", stale.name):
+            stale.unlink()
     pieces = []
     for index, piece_id in enumerate(chosen_ids):
         bank_name = test_banks[index % len(test_banks)]
