@@ -221,7 +221,7 @@ def save_model(model: keras.Model, path: Path) -> None:
         raise UserError(f"{path}: the model file must end in .keras")
     from keras.src.saving import saving_lib  # the public save_model wants a name ending in .keras; ours is temporary
 
-    inference_model = keras.models.clone_model(model)  # uncompiled: no optimizer state in the file
+    inference_model = model.__class__.from_config(model.get_config())  # uncompiled: no optimizer state in the file
     inference_model.set_weights(model.get_weights())
     with atomic_path(path) as temporary, open(temporary, "wb") as file:
         saving_lib.save_model(inference_model, file)

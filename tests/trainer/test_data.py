@@ -1,0 +1,121 @@
+"""The tf.data pipeline over a tiny store written by ``builder synth``: what it reads, in what order, and errors."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import zarr
+
+from builder import store
+from builder.errors import UserError
+from trainer import data, features
+from trainer import fit as fit_module
+
+
+@pytest.fixture(scope="module")
+def splits(tiny_store):
+    root = store.open_store(tiny_store[0])
+    frames = int(root.attrs["frames_per_segment"])
+    return {side: data.StoreSplit(side, root[side], frames) for side in ("train", "test")}
+
+
+def settings(**overrides):
+    values = copy.deepcopy(fit_module.DEFAULT_SETTINGS)
+    values.update(overrides)
+    return values
+
+
+def segment_keys(fft_magnitude: np.ndarray) -> list[bytes]:
+    """One fingerprint per segment (its bytes), to compare sets of segments regardless of order."""
+    return [segment.astype(np.float16).tobytes() for segment in fft_magnitude]
+
+
+def test_blocks_are_whole_chunks_holding_whole_segments(splits):
+    train = splits["train"]
+    chunk_rows = train.arrays["fft_magnitude"].chunks[0]
+    assert train.block_rows % chunk_rows == 0 and train.block_rows % train.frames_per_segment == 0
+    assert train.n_blocks > 2  # the tiny store spans several blocks, so order matters
+    rows = np.concatenate([train.read_block(block)[0] for block in range(train.n_blocks)])
+    np.testing.assert_array_equal(rows, train.arrays["fft_magnitude"][:])
+
+
+def test_a_pass_visits_every_segment_once_in_a_new_order_each_time(splits):
+    train = splits["train"]
+    frames = train.frames_per_segment
+    batches, steps = data.training_dataset(train, settings(batch_size=frames, shuffle_buffer=4 * frames), 1.0)
+    assert steps == train.n_segments
+    iterator = iter(batches)
+    passes = [np.concatenate([next(iterator)[0].numpy() for _ in range(steps)]) for _ in range(2)]
+    stored = train.arrays["fft_magnitude"][:].astype(np.float32).reshape(-1, frames, 512)
+    expected = sorted(segment_keys(stored))
+    for one_pass in passes:
+        assert one_pass.shape == (train.n_segments, frames, 512)
+        assert sorted(segment_keys(one_pass)) == expected
+    assert segment_keys(passes[0]) != segment_keys(passes[1])
+    assert segment_keys(passes[0]) != segment_keys(stored)
+
+
+def test_the_same_seed_gives_the_same_order(splits):
+    train = splits["train"]
+    first = [batch[0].numpy() for batch in data.training_dataset(train, settings(), 1.0)[0].take(3)]
+    again = [batch[0].numpy() for batch in data.training_dataset(train, settings(), 1.0)[0].take(3)]
+    for one, other in zip(first, again):
+        np.testing.assert_array_equal(one, other)
+
+
+def test_batches_hold_whole_segments_with_all_targets(splits):
+    train = splits["train"]
+    frames = train.frames_per_segment
+    energy_scale = 2.0
+    fft_magnitude, targets = next(iter(data.training_dataset(train, settings(batch_size=4 * frames), energy_scale)[0]))
+    assert fft_magnitude.shape == (4, frames, 512) and fft_magnitude.dtype == "float32"
+    assert set(targets) == {"active", "onset", "energy"}
+    for head in targets:
+        assert targets[head].shape == (4, frames, 88)
+    # the energy target of the first stored segment, computed directly
+    first = data.evaluation_dataset(train, 4 * frames, energy_scale)
+    _, first_targets = next(iter(first))
+    expected = features.energy_target(train.arrays["key_energy"][:frames], energy_scale)
+    np.testing.assert_allclose(first_targets["energy"].numpy()[0], expected, rtol=2e-3, atol=1e-3)
+
+
+def test_evaluation_reads_the_whole_split_in_store_order(splits):
+    test = splits["test"]
+    batches = list(data.evaluation_dataset(test, 5 * test.frames_per_segment, 1.0))
+    fft_magnitude = np.concatenate([batch[0].numpy() for batch in batches]).reshape(-1, 512)
+    active = np.concatenate([batch[1]["active"].numpy() for batch in batches]).reshape(-1, 88)
+    np.testing.assert_array_equal(fft_magnitude, test.arrays["fft_magnitude"][:].astype(np.float32))
+    np.testing.assert_array_equal(active, test.arrays["key_active"][:])
+    assert len(list(data.evaluation_dataset(test, test.frames_per_segment, 1.0, max_steps=2))) == 2
+
+
+def test_statistics_come_from_whole_blocks_of_the_train_split(splits):
+    train = splits["train"]
+    mean, std, energy_scale = data.train_statistics(train, 100.0, max_rows=10**9, energy_percentile=99.0)
+    compressed = features.compress_magnitude(train.arrays["fft_magnitude"][:], 100.0).astype(np.float64)
+    np.testing.assert_allclose(mean, compressed.mean(axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(std, np.maximum(compressed.std(axis=0), features.STD_FLOOR), rtol=1e-3, atol=1e-4)
+    active = train.arrays["key_active"][:].astype(bool)
+    sounding = train.arrays["key_energy"][:][active]
+    assert energy_scale == pytest.approx(np.percentile(sounding[sounding > 0], 99.0), rel=1e-5)
+    assert len(train.sample_blocks(train.block_rows)) == 1
+
+
+def write_group(path, rows: int, widths: dict[str, int]) -> zarr.Group:
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    for name, width in widths.items():
+        group.create_array(name, shape=(rows, width), dtype="float32", chunks=(max(rows, 1), width))
+    return group
+
+
+def test_empty_split_and_wrong_shapes_are_one_line_errors(tmp_path):
+    with pytest.raises(UserError, match="empty"):
+        data.StoreSplit("test", write_group(tmp_path / "empty", 0, data.SLICE_ARRAYS), 8)
+    with pytest.raises(UserError, match="key_onset: shape"):
+        data.StoreSplit("train", write_group(tmp_path / "wrong", 16, {**data.SLICE_ARRAYS, "key_onset": 87}), 8)
+    with pytest.raises(UserError, match="missing arrays"):
+        data.StoreSplit("train", write_group(tmp_path / "missing", 16, {"fft_magnitude": 512}), 8)
+    with pytest.raises(UserError, match="segments"):
+        data.StoreSplit("train", write_group(tmp_path / "ragged", 12, data.SLICE_ARRAYS), 8)
