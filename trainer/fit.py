@@ -49,10 +49,11 @@ DEFAULT_SETTINGS: dict[str, Any] = {
                 "context_units": 256, "dropout": 0.2},
 }
 
-THRESHOLDS = np.array([0.01, 0.02, 0.03, 0.05, 0.07, *np.round(np.arange(0.1, 0.96, 0.05), 2)])
-CSV_COLUMNS = ("epoch", "loss", "active_loss", "onset_loss", "energy_loss", "frame_precision", "frame_recall",
-               "frame_f1", "frame_threshold", "onset_precision", "onset_recall", "onset_f1", "onset_threshold",
-               "energy_mae", "seconds")
+THRESHOLDS = np.array([0.01, 0.02, 0.03, 0.05, 0.07, *np.round(np.arange(0.1, 0.96, 0.05), 2)], dtype=np.float32)
+SCORES = ("loss", "frame_precision", "frame_recall", "frame_f1", "frame_threshold", "onset_precision", "onset_recall",
+          "onset_f1", "onset_threshold", "energy_mae")
+CSV_COLUMNS = ("epoch", "loss", "active_loss", "onset_loss", "energy_loss", *(f"val_{score}" for score in SCORES),
+               "seconds")
 
 
 def fit(data: Path, model_path: Path, settings: dict[str, Any], metrics_dir: Path = Path("metrics"),
@@ -98,37 +99,43 @@ def fit(data: Path, model_path: Path, settings: dict[str, Any], metrics_dir: Pat
 
     checkpoint = Checkpoint(model_path, _fingerprint(data, store.attrs.asdict(), settings), console)
     history = checkpoint.history()
-    scores = TestSplitScores(test_batches, history)
+    scores = TestSplitScores(test_batches, history, settings)
     callbacks = [
         scores,  # first: adds the test-split scores to `logs` for everything after it, saves the rows
         keras.callbacks.BackupAndRestore(str(checkpoint.folder / "backup"), delete_checkpoint=False),
         keras.callbacks.TensorBoard(log_dir=str(logs_dir / model_path.stem), write_graph=False),
-        EpochProgress(console, steps_per_epoch, int(settings["epochs"])),
+        progress := EpochProgress(console, steps_per_epoch, int(settings["epochs"])),
     ]
-    model.fit(train_batches, epochs=int(settings["epochs"]), steps_per_epoch=steps_per_epoch,
-              callbacks=callbacks, verbose=0, shuffle=False)
+    try:
+        model.fit(train_batches, epochs=int(settings["epochs"]), steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, verbose=0, shuffle=False)
+    finally:  # Ctrl-C: leave the terminal clean; the checkpoint of the last finished epoch stays for a rerun
+        progress.close()
 
     rows = history.rows
     if not rows or rows[-1]["epoch"] != int(settings["epochs"]):  # nothing ran (e.g. epochs 0): score once
-        rows.append({"epoch": int(settings["epochs"]), **score_split(model, test_batches), "seconds": 0.0})
+        scores = score_split(model, test_batches, settings)
+        rows.append({"epoch": int(settings["epochs"]), **{f"val_{key}": value for key, value in scores.items()},
+                     "seconds": 0.0})
     final = rows[-1]
-    info.frame_threshold, info.onset_threshold = final["frame_threshold"], final["onset_threshold"]
+    info.frame_threshold, info.onset_threshold = final["val_frame_threshold"], final["val_onset_threshold"]
     models.set_model_info(model, info)
     models.save_model(model, model_path)
     summary = {
         "arch": arch, "epochs": final["epoch"], **{key: final[key] for key in CSV_COLUMNS if key in final},
+        "frame_threshold": info.frame_threshold, "onset_threshold": info.onset_threshold,
         "train_seconds": round(sum(row["seconds"] for row in rows), 1),
         "macs_per_frame": macs, "weights": model.count_params(),
         "train_slices": train.n_rows, "test_slices": test.n_rows, "energy_scale": energy_scale,
         "context_frames": context_frames, "lookahead_frames": lookahead_frames,
     }
-    summary.pop("seconds", None)
-    summary.pop("epoch", None)
+    for key in ("seconds", "epoch", "val_frame_threshold", "val_onset_threshold"):
+        summary.pop(key, None)
     write_metrics(metrics_dir, rows, summary)
     checkpoint.remove()
-    console.print(f"wrote {model_path}: frame F1 {final['frame_f1']:.3f} (threshold {final['frame_threshold']}), "
-                  f"onset F1 {final['onset_f1']:.3f} (threshold {final['onset_threshold']}), energy MAE "
-                  f"{final['energy_mae']:.3f}; {summary['train_seconds']:.0f} s of training")
+    console.print(f"wrote {model_path}: test frame F1 {final['val_frame_f1']:.3f} (threshold {info.frame_threshold}), "
+                  f"onset F1 {final['val_onset_f1']:.3f} (threshold {info.onset_threshold}), energy MAE "
+                  f"{final['val_energy_mae']:.3f}; {summary['train_seconds']:.0f} s of training")
     return summary
 
 
@@ -182,40 +189,54 @@ def _fingerprint(data: Path, store_attrs: dict[str, Any], settings: dict[str, An
 # ---------------------------------------------------------------------------------------------- scores
 
 
-def score_split(model: keras.Model, batches: tf.data.Dataset) -> dict[str, float]:
-    """Frame and onset precision/recall/F1 at the best-F1 threshold, and the energy head's error, over ``batches``.
+def score_split(model: keras.Model, batches: tf.data.Dataset, settings: dict[str, Any]) -> dict[str, float]:
+    """The test-split row of an epoch: loss, frame and onset precision/recall/F1 at the best-F1 threshold, energy error.
 
     Frame scores are per (slice, key) on ``key_active``; onset scores per (slice, key) on ``key_onset``;
-    ``energy_mae`` is the mean absolute error of the energy head over sounding keys (x127 ~ velocity steps).
+    ``energy_mae`` is the mean absolute error of the energy head over sounding keys (x127 ~ velocity steps);
+    ``loss`` is the training loss (same weights) on the test split.
     """
     predict = _predict_function(model)
-    counts = {head: np.zeros((3, THRESHOLDS.size), dtype=np.int64) for head in ("active", "onset")}
-    energy_error, sounding = 0.0, 0
+    at_or_above = {head: np.zeros((2, THRESHOLDS.size), dtype=np.int64) for head in ("active", "onset")}
+    positives = {head: 0 for head in at_or_above}
+    loss_sums = {head: 0.0 for head in models.HEADS}
+    energy_error, sounding, cells = 0.0, 0, 0
     for fft_magnitude, targets in batches:
         predicted = {key: value.numpy() for key, value in predict(fft_magnitude).items()}
-        for head in counts:
-            truth = targets[head].numpy().astype(bool).ravel()
+        truths = {key: value.numpy() for key, value in targets.items()}
+        for head in at_or_above:
+            truth = truths[head].astype(bool).ravel()
             probability = predicted[head].ravel()
-            positives = probability[truth]
-            negatives = probability[~truth]
-            true_positive = (positives[:, None] >= THRESHOLDS).sum(axis=0)
-            counts[head][0] += true_positive
-            counts[head][1] += (negatives[:, None] >= THRESHOLDS).sum(axis=0)
-            counts[head][2] += positives.size - true_positive
-        active = targets["active"].numpy().astype(bool)
-        energy_error += float(np.abs(predicted["energy"][active] - targets["energy"].numpy()[active]).sum())
+            for row, selected in enumerate((probability[truth], probability[~truth])):
+                at_or_above[head][row] += _count_at_or_above(selected)
+            positives[head] += int(truth.sum())
+            clipped = np.clip(probability, 1e-7, 1 - 1e-7)
+            loss_sums[head] -= float(np.sum(settings["positive_weight"][head] * truth * np.log(clipped)
+                                            + (~truth) * np.log1p(-clipped)))
+        active = truths["active"].astype(bool)
+        energy_error += float(np.abs(predicted["energy"][active] - truths["energy"][active]).sum())
+        loss_sums["energy"] += float(np.sum(np.square(predicted["energy"] - truths["energy"])))
         sounding += int(active.sum())
-    scores: dict[str, float] = {}
+        cells += active.size
+    weights = settings["loss_weights"]
+    scores: dict[str, float] = {"loss": sum(weights[head] * loss_sums[head] for head in models.HEADS) / max(cells, 1)}
     for head, prefix in (("active", "frame"), ("onset", "onset")):
-        true_positive, false_positive, false_negative = counts[head]
+        true_positive, false_positive = at_or_above[head]
         precision = true_positive / np.maximum(true_positive + false_positive, 1)
-        recall = true_positive / np.maximum(true_positive + false_negative, 1)
+        recall = true_positive / max(positives[head], 1)
         f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
         best = int(np.argmax(f1))
         scores.update({f"{prefix}_precision": float(precision[best]), f"{prefix}_recall": float(recall[best]),
-                       f"{prefix}_f1": float(f1[best]), f"{prefix}_threshold": float(THRESHOLDS[best])})
+                       f"{prefix}_f1": float(f1[best]), f"{prefix}_threshold": round(float(THRESHOLDS[best]), 4)})
     scores["energy_mae"] = energy_error / max(sounding, 1)
     return scores
+
+
+def _count_at_or_above(probability: np.ndarray) -> np.ndarray:
+    """How many probabilities are >= each of THRESHOLDS (one pass: bin, then cumulative from the top)."""
+    thresholds_passed = np.searchsorted(THRESHOLDS, probability, side="right")
+    histogram = np.bincount(thresholds_passed, minlength=THRESHOLDS.size + 1)
+    return np.cumsum(histogram[::-1])[::-1][1:]
 
 
 def _predict_function(model: keras.Model):
@@ -270,12 +291,13 @@ class Checkpoint:
 
 
 class TestSplitScores(keras.callbacks.Callback):
-    """Scores the test split after every epoch, adds ``frame_f1`` & co. to the logs and records the row."""
+    """Scores the test split after every epoch, adds ``val_frame_f1`` & co. to the logs and records the row."""
 
-    def __init__(self, batches: tf.data.Dataset, history: History) -> None:
+    def __init__(self, batches: tf.data.Dataset, history: History, settings: dict[str, Any]) -> None:
         super().__init__()
         self.batches = batches
         self.history = history
+        self.settings = settings
         self.started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -285,7 +307,7 @@ class TestSplitScores(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        logs.update(score_split(self.model, self.batches))
+        logs.update({f"val_{key}": value for key, value in score_split(self.model, self.batches, self.settings).items()})
         row = {"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()},
                "seconds": round(time.monotonic() - self.started, 2)}
         self.history.record(row)
@@ -318,13 +340,17 @@ class EpochProgress(keras.callbacks.Callback):
         logs = logs or {}
         self.console.print(
             f"epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', float('nan')):.4f}  "
-            f"frame P/R/F1 {logs.get('frame_precision', 0):.3f}/{logs.get('frame_recall', 0):.3f}/"
-            f"{logs.get('frame_f1', 0):.3f}  onset F1 {logs.get('onset_f1', 0):.3f}  "
-            f"energy MAE {logs.get('energy_mae', 0):.3f}")
+            f"test: loss {logs.get('val_loss', float('nan')):.4f}  frame P/R/F1 {logs.get('val_frame_precision', 0):.3f}/"
+            f"{logs.get('val_frame_recall', 0):.3f}/{logs.get('val_frame_f1', 0):.3f}  "
+            f"onset F1 {logs.get('val_onset_f1', 0):.3f}  energy MAE {logs.get('val_energy_mae', 0):.3f}")
 
     def on_train_end(self, logs=None):
+        self.close()
+
+    def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None
 
 
 # ---------------------------------------------------------------------------------------------- metric files

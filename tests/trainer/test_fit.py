@@ -17,6 +17,8 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import zarr
 from rich.console import Console
 
@@ -60,6 +62,26 @@ def test_a_few_steps_lower_the_loss(tiny_store, arch):
     assert after < 0.8 * before
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0, 1), max_size=60))
+def test_threshold_counts_match_a_direct_count(probabilities):
+    probability = np.asarray(probabilities, dtype=np.float32)
+    direct = (probability[:, None] >= fit_module.THRESHOLDS).sum(axis=0)
+    np.testing.assert_array_equal(fit_module._count_at_or_above(probability), direct)
+
+
+def test_test_split_loss_is_the_training_loss(tiny_store):
+    root = store.open_store(tiny_store[0])
+    test = data.StoreSplit("test", root["test"], int(root.attrs["frames_per_segment"]))
+    settings = tiny_fit_settings()
+    model = models.build_model("context", settings, models.ModelInfo("context", 5, 1, "hann", 1.0),
+                               np.zeros(512), np.ones(512))
+    fit_module.compile_model(model, settings)
+    batches = data.evaluation_dataset(test, 64, 1.0, max_steps=4)
+    keras_loss = model.evaluate(batches, verbose=0, return_dict=True)["loss"]
+    assert fit_module.score_split(model, batches, settings)["loss"] == pytest.approx(keras_loss, rel=1e-3)
+
+
 def test_fit_writes_the_model_metrics_and_logs(tiny_store, tmp_path):
     model_path = tmp_path / "models" / "model.keras"
     summary = fit_module.fit(tiny_store[0], model_path, tiny_fit_settings(), metrics_dir=tmp_path / "metrics",
@@ -73,10 +95,11 @@ def test_fit_writes_the_model_metrics_and_logs(tiny_store, tmp_path):
     with open(tmp_path / "metrics" / "fit.csv") as file:
         rows = list(csv.DictReader(file))
     assert [int(row["epoch"]) for row in rows] == [1, 2]
-    for column in ("loss", "frame_precision", "frame_recall", "frame_f1", "onset_f1", "energy_mae"):
+    for column in ("loss", "val_loss", "val_frame_precision", "val_frame_recall", "val_frame_f1", "val_onset_f1",
+                   "val_energy_mae"):
         assert all(row[column] != "" for row in rows)
     metrics = json.loads((tmp_path / "metrics" / "fit.json").read_text())
-    assert metrics["epochs"] == 2 and 0 <= metrics["frame_f1"] <= 1 and metrics["macs_per_frame"] > 0
+    assert metrics["epochs"] == 2 and 0 <= metrics["val_frame_f1"] <= 1 and metrics["macs_per_frame"] > 0
     assert list((tmp_path / "logs").rglob("events.out.tfevents*"))
 
     # the stored featurization is the train split's, and equals the numpy twin on stored slices
