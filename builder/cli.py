@@ -128,7 +128,7 @@ def render(
         settings = section(all_params, "synth", _synth_defaults())
         bank_settings = section(all_params, "bank", _bank_defaults())
         seconds = render_module.render_file(song, bank_name, output, settings=settings,
-                                            bank_settings=bank_settings, data_dir=Path("data"))
+                                            bank_settings=bank_settings, data_dir=Path("data"), console=console)
         console.print(f"wrote {output}: {seconds:.1f} s of audio")
 
     run_reporting_errors(body, debug)

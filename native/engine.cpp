@@ -25,7 +25,6 @@
 #include <cstring>
 #include <exception>
 #include <memory>
-#include <sys/mman.h>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -59,41 +58,13 @@ constexpr int kLanes = int(sizeof(Vec) / sizeof(float));
 
 // ---------------------------------------------------------------------------------------------- data
 
-// Memory for large random-access tables, on transparent huge pages where the kernel allows it (madvise):
-// voices start reading at random places of a bank of hundreds of MB, and 4 KiB pages make that TLB-bound.
-template <typename T>
-class HugeBuffer {
- public:
-  void allocate(size_t count) {
-    constexpr size_t kHuge = size_t(1) << 21;
-    const size_t bytes = (count * sizeof(T) + kHuge - 1) / kHuge * kHuge;
-    void *memory = nullptr;
-    if (posix_memalign(&memory, kHuge, bytes) != 0) throw std::bad_alloc();
-#if defined(MADV_HUGEPAGE)
-    madvise(memory, bytes, MADV_HUGEPAGE);
-#endif
-    data_.reset(static_cast<T *>(memory));
-    size_ = count;
-  }
-  T *data() { return data_.get(); }
-  const T *data() const { return data_.get(); }
-  size_t size() const { return size_; }
-
- private:
-  struct Free {
-    void operator()(T *pointer) const { free(pointer); }
-  };
-  std::unique_ptr<T, Free> data_;
-  size_t size_ = 0;
-};
-
 // A bank held as float32 (the caller's array, kept alive, no copy) or as int16 (a packed copy, one scale per
 // recording: half the memory and half the memory traffic, which is what bounds the mixing loop; the
 // quantization noise is ~100 dB below each recording's peak).
 struct BankData {
   py::array_t<float, py::array::c_style> audio;
   const float *samples = nullptr;         // float32 mode
-  HugeBuffer<int16_t> pcm;                // int16 mode
+  std::unique_ptr<int16_t[]> pcm;         // int16 mode (every element written before use: no zeroing)
   int64_t total = 0;
   int layers = 0;
   std::vector<int64_t> offsets;   // [88 * layers] into samples or pcm
@@ -101,7 +72,7 @@ struct BankData {
   std::vector<float> scales;      // [88 * layers] amplitude of one int16 step (1 in float32 mode)
   std::vector<float> layer_velocities;
   int64_t longest = 0;            // longest recording, bounds how far back a sounding note can start
-  bool int16() const { return pcm.size() > 0; }
+  bool int16() const { return pcm != nullptr; }
 };
 
 struct NoteTable {
@@ -222,6 +193,18 @@ inline float add_and_square(const float *signal, float *mix, int64_t count) {
   return partial[0];
 }
 
+// max |x| over `count` samples, in kLaneSum independent lanes (vectorizes without -ffast-math).
+inline float peak_magnitude(const float *x, int64_t count) {
+  float lanes[kLaneSum] = {};
+  int64_t t = 0;
+  for (; t + kLaneSum <= count; t += kLaneSum)
+    for (int j = 0; j < kLaneSum; ++j) lanes[j] = std::max(lanes[j], std::fabs(x[t + j]));
+  float peak = 0.f;
+  for (; t < count; ++t) peak = std::max(peak, std::fabs(x[t]));
+  for (float lane : lanes) peak = std::max(peak, lane);
+  return peak;
+}
+
 // Run `work(task)` for task in [0, tasks) on `threads` threads (the caller's thread is one of them).
 // Tasks write disjoint outputs, so results do not depend on which thread ran what.
 template <typename Work>
@@ -302,17 +285,20 @@ class Engine {
       // pack every recording anew (recordings may share audio, each gets its own scale)
       std::vector<int64_t> packed(size_t(cells) + 1, 0);
       for (int i = 0; i < cells; ++i) packed[size_t(i) + 1] = packed[size_t(i)] + bank.lengths[size_t(i)];
-      bank.pcm.allocate(size_t(std::max<int64_t>(packed[size_t(cells)], 1)));
+      bank.pcm.reset(new int16_t[size_t(std::max<int64_t>(packed[size_t(cells)], 1))]);
       const float *source = audio.data();
       py::gil_scoped_release release;
       parallel_for(threads_, cells, [&](int64_t cell) {
         const float *x = source + bank.offsets[size_t(cell)];
         const int64_t length = bank.lengths[size_t(cell)];
-        float peak = 0.f;
-        for (int64_t t = 0; t < length; ++t) peak = std::max(peak, std::fabs(x[t]));
+        const float peak = peak_magnitude(x, length);
         const float scale = peak > 0.f ? peak / 32767.f : 1.f;
-        int16_t *y = bank.pcm.data() + packed[size_t(cell)];
-        for (int64_t t = 0; t < length; ++t) y[t] = int16_t(std::lrint(x[t] / scale));
+        const float inverse = 1.f / scale;
+        int16_t *y = bank.pcm.get() + packed[size_t(cell)];
+        for (int64_t t = 0; t < length; ++t) {  // round half away from zero; |x * inverse| <= 32767
+          const float value = x[t] * inverse;
+          y[t] = int16_t(int32_t(value + (value < 0.f ? -0.5f : 0.5f)));
+        }
         bank.scales[size_t(cell)] = scale;
       });
       for (int i = 0; i < cells; ++i) bank.offsets[size_t(i)] = packed[size_t(i)];
@@ -577,7 +563,7 @@ class Engine {
           std::pow(float(velocity) / bank.layer_velocities[size_t(layer)], options.velocity_exponent);
       const bool pcm = bank.int16();
       voices.push_back(Voice{key_index, pcm ? nullptr : bank.samples + bank.offsets[cell],
-                             pcm ? bank.pcm.data() + bank.offsets[cell] : nullptr, length, note_on, note_off,
+                             pcm ? bank.pcm.get() + bank.offsets[cell] : nullptr, length, note_on, note_off,
                              velocity_gain * plan.gain[s] * bank.scales[cell]});
     }
 
