@@ -138,7 +138,7 @@ class FrameModel:
             for first in range(0, len(indices), self.batch_blocks):
                 group = indices[first:first + self.batch_blocks]
                 batch = np.stack([fft_magnitude[spans[i][0]:spans[i][1]] for i in group]).astype(np.float32)
-                result = {name: np.asarray(value) for name, value in self._predict(batch).items()}
+                result = {name: value.numpy() for name, value in self._predict(batch).items()}
                 for row, i in enumerate(group):
                     start, _, out_start, out_end = spans[i]
                     outputs[i] = {name: value[row, out_start - start:out_end - start]
@@ -355,6 +355,6 @@ class StreamingTranscriber:
         # it (in the ring, or after the end of the stream when flushing, zero-padded as offline)
         ring_row = self._emitted - (self._pushed - len(self._ring))
         result = self.frame_model._predict(np.stack(self._ring)[None])
-        self.last_heads = {name: np.asarray(value)[0, ring_row] for name, value in result.items()}
+        self.last_heads = {name: value.numpy()[0, ring_row] for name, value in result.items()}
         self._emitted += 1
         return self.last_heads["active"]

@@ -53,3 +53,40 @@ def test_overall_pools_every_note_of_every_piece() -> None:
     assert scores["overall"]["note_recall"] == pytest.approx(5 / 8)
     assert scores["overall"]["note_precision"] == pytest.approx(1.0)
     assert scores["overall"]["reference_notes"] == 8 and scores["overall"]["pieces"] == 2
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_evaluate_renders_the_test_split_transcribes_and_scores(piano_model, monkeypatch) -> None:
+    """``trainer evaluate`` as a user runs it, from the folder that holds data/ (the session's trained model)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from builder.store import open_store
+    from trainer.cli import app
+    from trainer.evaluate import read_test_pieces
+
+    monkeypatch.chdir(piano_model.root)
+    arguments = ["evaluate", "--model", str(piano_model.model), "--data", "data/dataset.zarr", "--pieces", "2",
+                 "--max-seconds", "4", "--params", "no-params.yaml"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    assert "overall (2 pieces" in result.output
+
+    scores = json.loads((piano_model.root / "metrics" / "eval.json").read_text())
+    test_split = set(open_store(piano_model.store).attrs["split"]["test"])
+    assert len(scores["pieces"]) == 2 and set(scores["pieces"]) <= test_split
+    overall = scores["overall"]
+    assert overall["reference_notes"] == sum(piece["reference_notes"] for piece in scores["pieces"].values())
+    assert overall["frame_f1"] > 0.6 and overall["note_f1"] > 0.5     # the tiny model does learn its tiny world
+    assert (piano_model.root / "metrics" / "eval_roll.png").stat().st_size > 10_000
+
+    pieces = read_test_pieces(piano_model.data_dir / "eval")
+    assert [piece.piece_id for piece in pieces] == list(scores["pieces"])
+    assert all(piece.notes["onset"].max() < 4.0 for piece in pieces)
+    first_audio = pieces[0].audio_path.read_bytes()
+    assert CliRunner().invoke(app, arguments).exit_code == 0
+    assert pieces[0].audio_path.read_bytes() == first_audio              # rendering is deterministic
