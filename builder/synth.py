@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import platform
 import threading
 import time
@@ -40,6 +41,7 @@ SAMPLE_RATE = 44100
 BUFFER_SIZE = 1024
 NOISE_TABLE_SAMPLES = 1 << 20     # white noise is read from a seeded table at a random offset per segment
 HASH_BLOCK_BYTES = 1 << 24
+HASH_CACHE_NAME = "sha256.json"     # in data/cache: file hashes by (path, size, mtime)
 
 # Mirrors params.yaml section `synth` (params.yaml wins; this is what a missing params.yaml means).
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -319,8 +321,8 @@ def synthesize(settings: dict[str, Any], out: Path | str, bank_settings: dict[st
     bank_names = list(dict.fromkeys(settings["train_banks"] + settings["test_banks"]))
     bank_paths = {name: banks.ensure_bank(name, data_dir, bank_settings, console) for name in bank_names}
     hashes: dict[Path, str] = {}
-    hasher = threading.Thread(target=_hash_files, args=([*corpus_paths.values(), *bank_paths.values()], hashes),
-                              daemon=True)
+    hasher = threading.Thread(target=_hash_files, args=([*corpus_paths.values(), *bank_paths.values()], hashes,
+                                                        data_dir / "cache" / HASH_CACHE_NAME), daemon=True)
     hasher.start()
 
     pieces = {"train": [], "test": []}
@@ -353,6 +355,8 @@ def synthesize(settings: dict[str, Any], out: Path | str, bank_settings: dict[st
                                  statistics[side], lambda done, rate: progress.update(
                                      task, completed=done, rate=f"{rate / 1e3:,.0f}k ex/s"))
         hasher.join()
+        if Path("error") in hashes:
+            raise UserError(f"hashing the inputs failed: {hashes[Path('error')]}")
         attrs = {
             "params": settings,
             "banks": {name: hashes[path] for name, path in bank_paths.items()},
@@ -430,13 +434,40 @@ def _write_shard(group: Any, first_row: int, block: ShardBuffers, first_segment:
         group[name][segments] = values
 
 
-def _hash_files(paths: list[Path], hashes: dict[Path, str]) -> None:
+def _hash_files(paths: list[Path], hashes: dict[Path, str], cache_path: Path) -> None:
+    """sha256 of each file, remembered in ``cache_path`` by (path, size, mtime): banks are hundreds of MB and
+    hashing them again on every run costs seconds (DVC keeps the same kind of cache)."""
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    try:
+        _hash_into(paths, hashes, cache)
+    except OSError as error:  # reported by the caller, which finds the hash missing
+        hashes[Path("error")] = str(error)
+        return
+    try:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache_path, suffix=".json") as temporary:
+            temporary.write_text(json.dumps(cache, indent=1, sort_keys=True))
+    except OSError:
+        pass  # a read-only data folder only loses the cache
+
+
+def _hash_into(paths: list[Path], hashes: dict[Path, str], cache: dict[str, Any]) -> None:
     for path in paths:
+        status = path.stat()
+        key = str(path.resolve())
+        stamp = [status.st_size, status.st_mtime_ns]
+        if cache.get(key, {}).get("stamp") == stamp:
+            hashes[path] = cache[key]["sha256"]
+            continue
         digest = hashlib.sha256()
         with open(path, "rb") as file:
             while chunk := file.read(HASH_BLOCK_BYTES):
                 digest.update(chunk)
         hashes[path] = digest.hexdigest()
+        cache[key] = {"stamp": stamp, "sha256": hashes[path]}
 
 
 def versions() -> dict[str, str]:
