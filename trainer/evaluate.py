@@ -274,7 +274,8 @@ def evaluate(frame_model: FrameModel, store_path: Path, data_dir: Path, eval_dir
         transcription = transcribe_file(piece.audio_path, frame_model, decode)
         outputs.write_transcription(piece.audio_path.with_suffix(""), transcription.notes, transcription.amplitude,
                                     transcription.probability, transcription.frame_times,
-                                    title=f"{piece.piece_id} ({piece.bank}): transcription")
+                                    title=f"{piece.piece_id} ({piece.bank}): key amplitude",
+                                    extra_arrays={"onset_probability": transcription.onset_probability})
         transcriptions.append(transcription)
     scores = score_pieces([piece.notes for piece in pieces], [t.notes for t in transcriptions],
                           [len(t.frame_times) for t in transcriptions], [piece.piece_id for piece in pieces])
