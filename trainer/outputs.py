@@ -91,8 +91,11 @@ def write_piano_roll_png(path: Path, amplitude: np.ndarray, frame_times: np.ndar
     """The 88 amplitude values over time: seconds across, note names up, a colour bar for the scale."""
     seconds = _roll_seconds(frame_times)
     figure, axes = plt.subplots(figsize=(_roll_width_inches(seconds), 5.5), constrained_layout=True)
-    image = _draw_roll(axes, amplitude, frame_times, title)
-    figure.colorbar(image, ax=axes, label=colorbar_label, pad=0.01, fraction=0.03)
+    # the top of the scale at a high percentile, not the maximum: a few loud attacks must not make the rest dark
+    amplitude = np.asarray(amplitude, np.float32)
+    top = max(float(np.percentile(amplitude, 99.8)) if amplitude.size else 0.0, 1e-3)
+    image = _draw_roll(axes, amplitude, frame_times, title, vmax=top)
+    figure.colorbar(image, ax=axes, label=colorbar_label, pad=0.01, fraction=0.03, extend="max")
     _save_figure(figure, path)
 
 
