@@ -31,7 +31,7 @@ run: setup
 
 # the peer for benchmarks/compare_basic_pitch.py; basic-pitch pins old TF/CoreML, so it goes in without deps
 compare: setup
-	$(PIP) install --quiet -e ".[compare]"
+	$(PIP) install --quiet --no-build-isolation -e ".[compare]"
 	$(PIP) install --quiet --no-deps "basic-pitch==0.4.0"
 
 bench: setup

@@ -32,7 +32,7 @@ from builder.corpus import NOTE_DTYPE  # noqa: E402
 from builder.params import load_params, section  # noqa: E402
 from trainer.evaluate import DEFAULT_SETTINGS, read_test_pieces, score_pieces  # noqa: E402
 from trainer.features import BUFFER_SIZE, SAMPLE_RATE  # noqa: E402
-from trainer.transcribe import DecodeSettings, FrameModel, transcribe_file  # noqa: E402
+from trainer.transcribe import DecodeSettings, FrameModel, StreamingTranscriber, transcribe_file  # noqa: E402
 
 
 def basic_pitch_runner():
@@ -62,7 +62,21 @@ def ours_runner(model_path: Path, params_path: Path):
     settings = section(load_params(params_path), "evaluate", DEFAULT_SETTINGS)
     frame_model = FrameModel.load(model_path)
     decode = DecodeSettings.resolve(settings, frame_model.info)
-    return lambda audio_path: transcribe_file(audio_path, frame_model, decode).notes
+    return frame_model, lambda audio_path: transcribe_file(audio_path, frame_model, decode).notes
+
+
+def streaming_milliseconds(frame_model: FrameModel, audio_path: Path, buffers: int = 400) -> float:
+    """Mean wall time of one ``StreamingTranscriber.push`` (one 1024-sample buffer in, 88 values out)."""
+    import soundfile
+
+    audio = soundfile.read(str(audio_path), frames=buffers * BUFFER_SIZE, dtype="float32")[0]
+    streaming = StreamingTranscriber(frame_model)
+    for buffer in audio[:20 * BUFFER_SIZE].reshape(-1, BUFFER_SIZE):  # warm-up
+        streaming.push(buffer)
+    started = time.perf_counter()
+    for buffer in audio.reshape(-1, BUFFER_SIZE):
+        streaming.push(buffer)
+    return 1000 * (time.perf_counter() - started) / (len(audio) // BUFFER_SIZE)
 
 
 def timed_run(transcribe, pieces) -> tuple[list[np.ndarray], float]:
@@ -90,7 +104,8 @@ def main() -> None:
     print(f"{len(pieces)} held-out pieces, {audio_seconds:.0f} s of audio, from {args.eval_dir} "
           f"({', '.join(sorted({piece.bank for piece in pieces}))}); {os.cpu_count()} CPU cores")
 
-    systems = {"pianoscribe": ours_runner(args.model, args.params), "basic-pitch 0.4.0 (onnx)": basic_pitch_runner()}
+    frame_model, ours = ours_runner(args.model, args.params)
+    systems = {"pianoscribe": ours, "basic-pitch 0.4.0 (onnx)": basic_pitch_runner()}
     results = {}
     for name, transcribe in systems.items():
         notes, wall_seconds = timed_run(transcribe, pieces)
@@ -113,8 +128,13 @@ def main() -> None:
     print(f"ours - basic-pitch: frame F1 {ours['frame_f1'] - peer['frame_f1']:+.3f}, "
           f"note-onset F1 {ours['note_f1'] - peer['note_f1']:+.3f}; "
           f"speed ratio {peer['wall_seconds'] / ours['wall_seconds']:.1f}x (ours faster when > 1)")
+    push_ms = streaming_milliseconds(frame_model, pieces[0].audio_path)
+    buffer_ms = 1000 * BUFFER_SIZE / SAMPLE_RATE
+    print(f"pianoscribe streaming: {push_ms:.2f} ms per 1024-sample buffer ({buffer_ms:.1f} ms of audio, "
+          f"{buffer_ms / push_ms:.0f}x realtime), latency {frame_model.info.lookahead_frames} buffer(s) lookahead")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"audio_seconds": audio_seconds, "systems": results}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"audio_seconds": audio_seconds, "systems": results,
+                                    "streaming_ms_per_buffer": push_ms}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
