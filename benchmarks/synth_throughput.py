@@ -55,17 +55,17 @@ def make_engine(table, bank_list, settings, precision, threads=0):
     return engine
 
 
-def plan(table, bank_count, rows, settings, shard):
+def plan(table, bank_count, rows, settings, shard, augment=True):
     return synth.plan_segments(table, bank_count, rows // settings["frames_per_segment"],
-                               np.random.default_rng([settings["seed"], 99, shard]), settings, augment=True)
+                               np.random.default_rng([settings["seed"], 99, shard]), settings, augment=augment)
 
 
 # ---------------------------------------------------------------------------------------------- (a) engine
 
-def engine_alone(table, bank_list, settings, rows):
+def engine_alone(table, bank_list, settings, rows, augment=True):
     engine = make_engine(table, bank_list, settings, settings["bank_precision"])
     buffers = synth.ShardBuffers.allocate(SHARD_ROWS, settings["storage"]["fft_dtype"])
-    plans = [plan(table, len(bank_list), SHARD_ROWS, settings, shard) for shard in range(rows // SHARD_ROWS)]
+    plans = [plan(table, len(bank_list), SHARD_ROWS, settings, shard, augment) for shard in range(rows // SHARD_ROWS)]
     started = time.perf_counter()
     for shard_plan in plans:
         synth.render_shard(engine, shard_plan, buffers, settings)
@@ -116,6 +116,20 @@ class NumpySynth:
         frequencies = np.maximum(np.arange(512), 1) * 44100 / 1024
         self.octaves = np.log2(frequencies / float(settings["augment"]["tilt_pivot_hz"])).astype(np.float32)
 
+    def _detuned(self, voice_start, voice_ratio, voice_onset, voice_base, inside, gain, envelope):
+        """Linear interpolation at ``ratio`` samples per output sample (an exact double per voice)."""
+        sample_index = np.arange(1024, dtype=np.float32)
+        origin = (voice_start - voice_onset) * voice_ratio                     # float64 per voice
+        whole = np.floor(origin)
+        relative = ((origin - whole).astype(np.float32)[:, None]
+                    + sample_index[None, :] * voice_ratio.astype(np.float32)[:, None])
+        step = np.floor(relative)
+        fraction = relative - step
+        index = np.where(inside, (whole.astype(np.int64) + voice_base)[:, None] + step.astype(np.int64), 0)
+        below = self.audio[index]
+        above = self.audio[index + 1]
+        return np.where(inside, gain[:, None] * envelope * (below + fraction * (above - below)), np.float32(0))
+
     def synthesize(self, plan):
         frames, table = self.frames, self.table
         segments = len(plan.piece)
@@ -150,7 +164,8 @@ class NumpySynth:
         ratio = plan.detune_ratio[pair_segment]
         gain = (plan.gain[pair_segment] * (velocity / self.layer_velocities[bank, layer])
                 ** float(self.settings["velocity_exponent"])).astype(np.float32)
-        audible_end = np.minimum(onset + np.ceil((length - 1) / ratio).astype(np.int64), offset + self.release)
+        played = np.where(ratio == 1.0, length, np.ceil((length - 1) / ratio).astype(np.int64))
+        audible_end = np.minimum(onset + played, offset + self.release)
         # (pair, frame) voices: frames the pair is audible in
         first = np.clip((onset - start) // 1024, 0, frames)
         last = np.clip((audible_end - start + 1023) // 1024, 0, frames)
@@ -158,31 +173,28 @@ class NumpySynth:
         voice_pair = np.repeat(np.arange(len(pair_note)), voice_counts)
         voice_frame = (np.arange(voice_counts.sum()) - np.repeat(np.cumsum(voice_counts) - voice_counts, voice_counts)
                        + np.repeat(first, voice_counts))
+        # voices in (row, key) order, so each key's signal is a run of consecutive voices
+        voice_row = pair_segment[voice_pair] * frames + voice_frame
+        group_id = voice_row * 88 + key_index[voice_pair]
+        order = np.argsort(group_id, kind="stable")
+        voice_pair, voice_frame, group_id = voice_pair[order], voice_frame[order], group_id[order]
         # positions in the recording: an exact double per voice, then small float32 offsets per sample
         sample_index = np.arange(1024, dtype=np.float32)
         voice_start = start[voice_pair] + voice_frame * 1024                 # absolute sample of j = 0
         voice_ratio = ratio[voice_pair]
-        origin = (voice_start - onset[voice_pair]) * voice_ratio              # float64 per voice
-        whole = np.floor(origin)
-        relative = (origin - whole).astype(np.float32)[:, None] + sample_index[None, :] * voice_ratio.astype(np.float32)[:, None]
-        step = np.floor(relative)
-        fraction = relative - step
-        index = (whole.astype(np.int64) + base[voice_pair])[:, None] + step.astype(np.int64)
         first_valid = np.clip(onset[voice_pair] - voice_start, 0, 1024)[:, None]
         end_valid = np.clip(audible_end[voice_pair] - voice_start, 0, 1024)[:, None]
         inside = (np.arange(1024)[None, :] >= first_valid) & (np.arange(1024)[None, :] < end_valid)
-        index = np.where(inside, index, 0)
-        below = self.audio[index]
-        above = self.audio[index + 1]
         release_at = (offset[voice_pair] - voice_start).astype(np.float32)[:, None]
         envelope = np.minimum(1.0, np.maximum(0.0, 1.0 - (sample_index[None, :] - release_at) / max(self.release, 1)))
-        contribution = np.where(inside, gain[voice_pair][:, None] * envelope * (below + fraction * (above - below)),
-                                np.float32(0))
+        if np.all(voice_ratio == 1.0):  # no detune: read the recordings directly
+            index = (voice_start - onset[voice_pair] + base[voice_pair])[:, None] + np.arange(1024)[None, :]
+            values = self.audio[np.where(inside, index, 0)]
+            contribution = np.where(inside, gain[voice_pair][:, None] * envelope * values, np.float32(0))
+        else:
+            contribution = self._detuned(voice_start, voice_ratio, onset[voice_pair], base[voice_pair], inside,
+                                         gain[voice_pair], envelope)
         # each key's own signal per row, its energy, then the mix (groups sorted by row, then key)
-        voice_row = pair_segment[voice_pair] * frames + voice_frame
-        group_id = voice_row * 88 + key_index[voice_pair]
-        order = np.argsort(group_id, kind="stable")
-        group_id, contribution = group_id[order], contribution[order]
         starts = np.flatnonzero(np.r_[True, group_id[1:] != group_id[:-1]])
         key_signal = np.add.reduceat(contribution, starts, axis=0) if len(starts) else np.zeros((0, 1024), np.float32)
         groups = group_id[starts]
@@ -205,10 +217,10 @@ class NumpySynth:
         return fft_magnitude, key_energy, key_active, key_onset
 
 
-def numpy_version(table, bank_list, settings, rows, workers):
+def numpy_version(table, bank_list, settings, rows, workers, augment=True):
     numpy_synth = NumpySynth(table, bank_list, settings, synth.noise_table(settings["seed"]), workers)
     batch = 2048
-    plans = [plan(table, len(bank_list), batch, settings, shard) for shard in range(rows // batch)]
+    plans = [plan(table, len(bank_list), batch, settings, shard, augment) for shard in range(rows // batch)]
     started = time.perf_counter()
     for batch_plan in plans:
         numpy_synth.synthesize(batch_plan)
@@ -243,8 +255,11 @@ def main():
     workers = os.cpu_count() or 1
     console.print("timing (c) numpy ...")
     numpy_rate, agreement = numpy_version(table, bank_list, settings, arguments.numpy_rows, workers)
+    plain_numpy_rate, plain_agreement = numpy_version(table, bank_list, settings, arguments.numpy_rows, workers,
+                                                      augment=False)
     console.print("timing (a) engine ...")
     engine_rate, threads = engine_alone(table, bank_list, settings, arguments.engine_rows)
+    plain_engine_rate, _ = engine_alone(table, bank_list, settings, arguments.engine_rows, augment=False)
     del bank_list
     console.print(f"timing (b) builder synth --n {arguments.n} ...")
     end_rate = end_to_end(arguments.n)
@@ -256,8 +271,17 @@ def main():
     print(f"  {'(c) vectorized NumPy, compute only':40s} {numpy_rate:12,.0f} examples/s")
     print(f"  ratios: engine / numpy = {engine_rate / numpy_rate:.1f}x (goal >= 8), "
           f"end to end / numpy = {end_rate / numpy_rate:.1f}x (goal >= 2)")
-    print("  numpy vs engine on the same plan: " + ", ".join(f"{name} {value:.2g}" if isinstance(value, float)
-                                                          else f"{name} {value}" for name, value in agreement.items()))
+    print("  numpy vs engine on the same plan: " + _agreement(agreement))
+    print("  without augmentation (no detune: recordings read directly, as for the test side):")
+    print(f"  {'(a) C++ engine alone':40s} {plain_engine_rate:12,.0f} examples/s")
+    print(f"  {'(c) vectorized NumPy, compute only':40s} {plain_numpy_rate:12,.0f} examples/s")
+    print(f"  ratio: engine / numpy = {plain_engine_rate / plain_numpy_rate:.1f}x; same plan: "
+          + _agreement(plain_agreement))
+
+
+def _agreement(agreement):
+    return ", ".join(f"{name} {value:.2g}" if isinstance(value, float) else f"{name} {value}"
+                     for name, value in agreement.items())
 
 
 if __name__ == "__main__":

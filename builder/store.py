@@ -226,10 +226,10 @@ def print_description(path: Path | str, console: Any) -> None:
                       f"{len(attrs.get('split', {}).get(side, []))} pieces")
         for name in (*SLICE_WIDTHS, *SEGMENT_ARRAYS):
             array = group[name]
-            shards = array.shards if array.shards is not None else "-"
-            codecs = ", ".join(type(codec).__name__.removesuffix("Codec") for codec in array.compressors) or "none"
-            console.print(f"  {name:14s} {str(array.shape):15s} {str(array.dtype):8s} chunks {array.chunks} "
-                          f"shards {shards} {codecs}")
+            dtype = "string" if array.dtype.kind in "OTU" else str(array.dtype)
+            shards = f" shard {array.shards[0]}" if array.shards is not None else ""
+            console.print(f"  {name:13s} {str(array.shape):14s} {dtype:7s} chunk {array.chunks[0]}{shards} "
+                          f"{_codec_name(array)}")
         statistics = attrs.get("statistics", {}).get(side)
         if statistics and statistics["rows"]:
             _print_statistics(statistics, console)
@@ -239,6 +239,18 @@ def print_description(path: Path | str, console: Any) -> None:
             console.print(f"  {kind[:-1] if kind == 'banks' else 'corpus':6s} {name}: sha256 {digest[:16]}…")
     versions = attrs.get("versions", {})
     console.print("  versions " + ", ".join(f"{name} {value}" for name, value in versions.items()))
+
+
+def _codec_name(array: zarr.Array) -> str:
+    names = []
+    for codec in array.compressors:
+        if isinstance(codec, BloscCodec):
+            names.append(f"blosc-{codec.cname.value if hasattr(codec.cname, 'value') else codec.cname}:{codec.clevel}")
+        elif isinstance(codec, ZstdCodec):
+            names.append(f"zstd:{codec.level}")
+        else:
+            names.append(type(codec).__name__)
+    return "+".join(names) or "uncompressed"
 
 
 def _print_statistics(statistics: dict[str, Any], console: Any) -> None:
@@ -253,10 +265,11 @@ def _print_statistics(statistics: dict[str, Any], console: Any) -> None:
         cumulative = np.cumsum(histogram) / histogram.sum()
         quantiles = {q: ENERGY_HISTOGRAM_EDGES[min(int(np.searchsorted(cumulative, q)) + 1,
                                                    len(ENERGY_HISTOGRAM_EDGES) - 1)] for q in (0.1, 0.5, 0.9)}
-        console.print("  key_energy when active: " + ", ".join(f"p{int(q * 100)} <= {value:.2g}"
-                                                                for q, value in quantiles.items()))
-    console.print("  active rows per key (onsets):")
-    for first in range(0, N_KEYS, 8):
-        cells = [f"{note_name(LOWEST_KEY + k):>4s} {active[k]:>8d} ({onsets[k]:>6d})"
-                 for k in range(first, min(first + 8, N_KEYS))]
-        console.print("   " + "  ".join(cells))
+        console.print("  key_energy of active keys: " + ", ".join(f"p{int(q * 100)} <= {value:.2g}"
+                                                                   for q, value in quantiles.items()))
+    console.print("  per key: rows active / onsets")
+    per_line = 4
+    for first in range(0, N_KEYS, per_line):
+        cells = [f"{note_name(LOWEST_KEY + k):>3s} {active[k]:>7d}/{onsets[k]:<6d}"
+                 for k in range(first, min(first + per_line, N_KEYS))]
+        console.print("   " + " ".join(cells), soft_wrap=True)

@@ -72,7 +72,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         "codec": "zstd",
         "level": 3,
         "fft_codec": "blosc-lz4",
-        "fft_level": 1,
+        "fft_level": 5,
         "shuffle": "bitshuffle",
     },
 }

@@ -78,7 +78,7 @@ def test_builder_inspect_describes_the_store(written):
     result = CliRunner().invoke(app, ["inspect", str(path)])
     assert result.exit_code == 0, result.output
     for expected in ("train", "test", "fft_magnitude", "(360, 512)", "float16", "shards", "polyphony",
-                     "active rows per key", "C4", "bright.h5", "sha256", "compression"):
+                     "per key: rows active / onsets", "C4", "bright.h5", "sha256", "compression"):
         assert expected in result.output, expected
 
 
