@@ -77,7 +77,7 @@ def test_builder_inspect_describes_the_store(written):
     path, _ = written
     result = CliRunner().invoke(app, ["inspect", str(path)])
     assert result.exit_code == 0, result.output
-    for expected in ("train", "test", "fft_magnitude", "(360, 512)", "float16", "shards", "polyphony",
+    for expected in ("train", "test", "fft_magnitude", "(360, 512)", "float16", "shard 128", "polyphony",
                      "per key: rows active / onsets", "C4", "bright.h5", "sha256", "compression"):
         assert expected in result.output, expected
 
