@@ -489,8 +489,8 @@ def _version(package: str) -> str:
 
 def _print_summary(summary: SynthSummary, out: Path, console: Any) -> None:
     total = sum(summary.rows.values())
-    console.print(f"wrote {out}: {total:,} examples (train {summary.rows['train']:,}, test {summary.rows['test']:,}) "
-                  f"in {summary.seconds:.1f} s = {summary.examples_per_second:,.0f} examples/s")
+    console.print(f"wrote {out}: {total:,} examples (train {summary.rows['train']:,}, test {summary.rows['test']:,})")
+    console.print(f"  {summary.seconds:.1f} s, {summary.examples_per_second:,.0f} examples/s (whole command)")
     console.print(f"  {summary.disk_bytes / 1e6:,.1f} MB on disk, {summary.raw_bytes / 1e6:,.1f} MB raw, "
                   f"compression {summary.raw_bytes / max(summary.disk_bytes, 1):.2f}x")
     console.print("  key coverage (keys active in at least one example): " +
