@@ -24,6 +24,7 @@ from builder.notes import LOWEST_KEY, N_KEYS, note_name  # noqa: E402
 CSV_COLUMNS = ("onset_s", "offset_s", "key", "midi_pitch", "velocity")
 ACOUSTIC_GRAND_PIANO = 0
 ROLL_COLORMAP = "magma"
+MAX_ROLL_COLUMNS = 2400  # about one image pixel per column at the widest figure
 
 
 def write_transcription(stem: Path, notes: np.ndarray, amplitude: np.ndarray, probability: np.ndarray,
@@ -121,6 +122,7 @@ def _draw_roll(axes, roll: np.ndarray, frame_times: np.ndarray, title: str, vmax
     hop = float(frame_times[1] - frame_times[0]) if len(frame_times) > 1 else 1024 / 44100
     start = float(frame_times[0]) if len(frame_times) else 0.0
     end = start + hop * max(roll.shape[0], 1)
+    roll = _max_pooled_in_time(roll, MAX_ROLL_COLUMNS)
     if vmax is None:
         vmax = max(float(np.max(roll, initial=0.0)), 1e-6)
     image = axes.imshow(roll.T, origin="lower", aspect="auto", interpolation="nearest", cmap=ROLL_COLORMAP,
@@ -135,6 +137,17 @@ def _draw_roll(axes, roll: np.ndarray, frame_times: np.ndarray, title: str, vmax
     axes.set_ylabel("key")
     axes.set_title(title)
     return image
+
+
+def _max_pooled_in_time(roll: np.ndarray, max_columns: int) -> np.ndarray:
+    """At most ``max_columns`` frames, each the maximum of a run of frames: a long song's short notes stay
+    visible instead of being skipped by image resampling."""
+    factor = -(-roll.shape[0] // max_columns)
+    if factor <= 1:
+        return roll
+    padded = np.zeros((-(-roll.shape[0] // factor) * factor, roll.shape[1]), dtype=roll.dtype)
+    padded[:roll.shape[0]] = roll
+    return padded.reshape(-1, factor, roll.shape[1]).max(axis=1)
 
 
 def _roll_seconds(frame_times: np.ndarray) -> float:

@@ -104,10 +104,14 @@ class FrameModel:
         self.block_frames = int(block_frames)
         self.batch_blocks = int(batch_blocks)
         # one graph for every (batch, time) shape: no retracing per song length
-        self._predict = tf.function(lambda fft_magnitude: model(fft_magnitude, training=False),
+        self._compiled = tf.function(lambda fft_magnitude: model(fft_magnitude, training=False),
                                     input_signature=[tf.TensorSpec([None, None, N_BINS], tf.float32)],
                                     reduce_retracing=True)
-        self._predict(np.zeros((1, int(info.context_frames), N_BINS), np.float32))  # trace now, not in the first song
+        self.predict(np.zeros((1, int(info.context_frames), N_BINS), np.float32))  # trace now, not in the first song
+
+    def predict(self, fft_magnitude: np.ndarray) -> dict[str, np.ndarray]:
+        """One model call on a batch ``[batch, time, 512]`` -> heads ``[batch, time, 88]`` (no blocking)."""
+        return {name: value.numpy() for name, value in self._compiled(fft_magnitude).items()}
 
     @classmethod
     def load(cls, path: Path | str, **kwargs) -> "FrameModel":
@@ -119,8 +123,7 @@ class FrameModel:
     def heads(self, fft_magnitude: np.ndarray) -> dict[str, np.ndarray]:
         """Heads for a whole sequence ``[time, 512]`` -> ``{active, onset, energy}`` each ``[time, 88]``."""
         runner = self.sequence_runner()
-        parts = [runner.feed(fft_magnitude), runner.finish()]
-        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+        return _concatenate_heads([runner.feed(fft_magnitude), runner.finish()])
 
     def sequence_runner(self) -> "SequenceRunner":
         return SequenceRunner(self)
@@ -138,7 +141,7 @@ class FrameModel:
             for first in range(0, len(indices), self.batch_blocks):
                 group = indices[first:first + self.batch_blocks]
                 batch = np.stack([fft_magnitude[spans[i][0]:spans[i][1]] for i in group]).astype(np.float32)
-                result = {name: value.numpy() for name, value in self._predict(batch).items()}
+                result = self.predict(batch)
                 for row, i in enumerate(group):
                     start, _, out_start, out_end = spans[i]
                     outputs[i] = {name: value[row, out_start - start:out_end - start]
@@ -354,7 +357,7 @@ class StreamingTranscriber:
         # (all in the ring, or before the start where the model zero-pads as offline) and `lookahead` after
         # it (in the ring, or after the end of the stream when flushing, zero-padded as offline)
         ring_row = self._emitted - (self._pushed - len(self._ring))
-        result = self.frame_model._predict(np.stack(self._ring)[None])
-        self.last_heads = {name: value.numpy()[0, ring_row] for name, value in result.items()}
+        result = self.frame_model.predict(np.stack(self._ring)[None])
+        self.last_heads = {name: value[0, ring_row] for name, value in result.items()}
         self._emitted += 1
         return self.last_heads["active"]
