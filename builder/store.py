@@ -221,9 +221,10 @@ def print_description(path: Path | str, console: Any) -> None:
     for side in SIDES:
         group = root[side]
         fft = group["fft_magnitude"]
+        side_pieces = attrs.get("split", {}).get(side, [])
         console.print(f"\n[bold]{side}[/bold]: {fft.shape[0]} rows = {group['piece_id'].shape[0]} segments; "
-                      f"banks {', '.join(params.get(f'{side}_banks', []))}; "
-                      f"{len(attrs.get('split', {}).get(side, []))} pieces")
+                      f"banks {', '.join(params.get(f'{side}_banks', []))}; {len(side_pieces)} pieces "
+                      f"({', '.join(side_pieces[:3])}{', ...' if len(side_pieces) > 3 else ''})")
         for name in (*SLICE_WIDTHS, *SEGMENT_ARRAYS):
             array = group[name]
             dtype = "string" if array.dtype.kind in "OTU" else str(array.dtype)
