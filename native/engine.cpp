@@ -779,6 +779,7 @@ class Engine {
 
 PYBIND11_MODULE(pianoscribe_native, m) {
   m.doc() = "pianoscribe's synthesizer engine: mix notes from sample banks, label and FFT them, in parallel.";
+  // Outputs are .noconvert(): a wrong dtype is a TypeError, never a silent write into a converted copy.
   m.attr("__version__") = "1";
   m.attr("BUFFER_SIZE") = kBuffer;
   m.attr("BINS") = kBins;
@@ -798,11 +799,11 @@ PYBIND11_MODULE(pianoscribe_native, m) {
       .def("set_noise", &Engine::set_noise, py::arg("table"))
       .def("synthesize", &Engine::synthesize, py::arg("piece"), py::arg("bank"), py::arg("start_sample"),
            py::arg("gain"), py::arg("detune_ratio"), py::arg("noise_amplitude"), py::arg("noise_offset"),
-           py::arg("tilt_db"), py::arg("fft_magnitude"), py::arg("key_energy"), py::arg("key_active"),
-           py::arg("key_onset"), py::arg("frames_per_segment"), py::arg("release_samples"),
+           py::arg("tilt_db"), py::arg("fft_magnitude").noconvert(), py::arg("key_energy").noconvert(),
+           py::arg("key_active").noconvert(), py::arg("key_onset").noconvert(), py::arg("frames_per_segment"), py::arg("release_samples"),
            py::arg("velocity_exponent"), py::arg("window"), py::arg("tilt_pivot_hz"))
-      .def("render", &Engine::render, py::arg("piece"), py::arg("bank"), py::arg("audio"),
+      .def("render", &Engine::render, py::arg("piece"), py::arg("bank"), py::arg("audio").noconvert(),
            py::arg("release_samples"), py::arg("velocity_exponent"))
-      .def("analyze", &Engine::analyze, py::arg("buffers"), py::arg("fft_magnitude"), py::arg("window"))
+      .def("analyze", &Engine::analyze, py::arg("buffers"), py::arg("fft_magnitude").noconvert(), py::arg("window"))
       .def("describe", &Engine::describe);
 }

@@ -218,6 +218,8 @@ def test_bad_inputs_are_refused():
         run(engine, [0], window="kaiser")
     with pytest.raises(ValueError, match="offsets/lengths"):
         engine.add_bank(bank.audio[:10], bank.offsets, bank.lengths, bank.layer_velocities)
+    with pytest.raises(TypeError):  # an output of the wrong dtype is refused, not silently converted
+        engine.render(0, 0, np.zeros(100, np.float64), release_samples=0, velocity_exponent=1.0)
     with pytest.raises(ValueError, match="sorted"):
         engine.set_notes(np.array([5, 1]), np.array([9, 9]), np.array([60, 60], np.uint8), np.array([9, 9], np.uint8),
                          np.array([0, 2]))
