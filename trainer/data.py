@@ -89,21 +89,21 @@ def _block_reader(split: StoreSplit, energy_scale: float):
 
     def read(block: np.int64):
         fft_magnitude, key_energy, key_active, key_onset = split.read_block(int(block))
-        return (fft_magnitude.astype(np.float16, copy=False), key_active, key_onset,
-                energy_target(key_energy, energy_scale).astype(np.float16))
+        # float32 here, not in TF: TF's CPU cast from float16 is slow and noisy (oneDNN has no half path)
+        return (fft_magnitude.astype(np.float32), key_active, key_onset, energy_target(key_energy, energy_scale))
 
     return read
 
 
 def _segments(split: StoreSplit, blocks: tf.data.Dataset, energy_scale: float, parallel_reads: int,
               deterministic: bool) -> tf.data.Dataset:
-    """Blocks -> segments ``([T, 512] f16, [T, 88] u8, [T, 88] u8, [T, 88] f16)``, read in parallel."""
+    """Blocks -> segments ``([T, 512] f32, [T, 88] u8, [T, 88] u8, [T, 88] f32)``, read in parallel."""
     frames = split.frames_per_segment
     reader = _block_reader(split, energy_scale)
 
     def read(block):
         fft_magnitude, active, onset, energy = tf.numpy_function(
-            reader, [block], (tf.float16, tf.uint8, tf.uint8, tf.float16), stateful=False)
+            reader, [block], (tf.float32, tf.uint8, tf.uint8, tf.float32), stateful=False)
         return (tf.reshape(fft_magnitude, [-1, frames, N_BINS]), tf.reshape(active, [-1, frames, N_KEYS]),
                 tf.reshape(onset, [-1, frames, N_KEYS]), tf.reshape(energy, [-1, frames, N_KEYS]))
 
@@ -113,9 +113,8 @@ def _segments(split: StoreSplit, blocks: tf.data.Dataset, energy_scale: float, p
 
 def _to_model_batch(fft_magnitude, active, onset, energy):
     """Cast a batch once (vectorized) to what the model and its losses take."""
-    return (tf.cast(fft_magnitude, tf.float32),
-            {"active": tf.cast(active, tf.float32), "onset": tf.cast(onset, tf.float32),
-             "energy": tf.cast(energy, tf.float32)})
+    return (fft_magnitude,
+            {"active": tf.cast(active, tf.float32), "onset": tf.cast(onset, tf.float32), "energy": energy})
 
 
 def segments_per_batch(batch_size: int, frames_per_segment: int) -> int:

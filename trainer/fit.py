@@ -32,6 +32,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "epochs": 6,
     "batch_size": 256,
     "learning_rate": 0.001,
+    "lr_schedule": "cosine",
     "context_frames": 5,
     "lookahead_frames": 1,
     "shuffle_buffer": 16384,
@@ -46,7 +47,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "min_note_seconds": 0.05,
     "reference": {"dropout": 0.5},
     "context": {"freq_filters": [8], "freq_kernel": 5, "freq_pool": 2, "frame_units": 256,
-                "context_units": 256, "dropout": 0.2},
+                "context_units": 256, "dropout": 0.2, "envelope_db": 6.0, "harmonics": 8, "harmonic_filters": 8},
 }
 
 THRESHOLDS = np.array([0.01, 0.02, 0.03, 0.05, 0.07, *np.round(np.arange(0.1, 0.96, 0.05), 2)], dtype=np.float32)
@@ -85,11 +86,10 @@ def fit(data: Path, model_path: Path, settings: dict[str, Any], metrics_dir: Pat
                             window=window, energy_scale=energy_scale,
                             min_note_seconds=float(settings["min_note_seconds"]))
     model = models.build_model(arch, settings, info, feature_mean, feature_std)
-    compile_model(model, settings)
-    macs = models.macs_per_frame(model)
-
     train_batches, steps_per_pass = data_module.training_dataset(train, settings, energy_scale)
     steps_per_epoch = int(settings["steps_per_epoch"]) or steps_per_pass
+    compile_model(model, settings, total_steps=steps_per_epoch * int(settings["epochs"]))
+    macs = models.macs_per_frame(model)
     test_batches = data_module.evaluation_dataset(test, settings["batch_size"], energy_scale,
                                                   int(settings["val_steps"]))
     console.print(f"fit [bold]{arch}[/bold] on {data}: train {train.n_rows} slices, test {test.n_rows} slices, "
@@ -139,10 +139,14 @@ def fit(data: Path, model_path: Path, settings: dict[str, Any], metrics_dir: Pat
     return summary
 
 
-def compile_model(model: keras.Model, settings: dict[str, Any]) -> None:
-    """Adam; binary cross-entropy with positives up-weighted for the sparse heads, MSE for energy; weighted sum."""
+def compile_model(model: keras.Model, settings: dict[str, Any], total_steps: int = 0) -> None:
+    """Adam (learning rate constant, or cosine-decayed over ``total_steps``); binary cross-entropy with positives
+    up-weighted for the sparse heads, MSE for energy; their weighted sum."""
     positive_weight = settings["positive_weight"]
-    model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]),
+    learning_rate = float(settings["learning_rate"])
+    if settings["lr_schedule"] == "cosine" and total_steps > 0:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss={"active": weighted_binary_crossentropy(positive_weight["active"]),
                         "onset": weighted_binary_crossentropy(positive_weight["onset"]),
                         "energy": "mse"},
@@ -168,6 +172,8 @@ def _check_settings(settings: dict[str, Any]) -> None:
             raise UserError(f"fit.{key}: must be positive, got {settings[key]}")
     if settings["arch"] not in models.ARCHITECTURES:
         raise UserError(f"fit.arch: expected one of {', '.join(models.ARCHITECTURES)}, got {settings['arch']!r}")
+    if settings["lr_schedule"] not in ("cosine", "constant"):
+        raise UserError(f"fit.lr_schedule: expected cosine or constant, got {settings['lr_schedule']!r}")
     if float(settings["compression"]) <= 0:
         raise UserError(f"fit.compression: must be > 0, got {settings['compression']}")
     weights = settings["loss_weights"]
@@ -179,9 +185,9 @@ def _check_settings(settings: dict[str, Any]) -> None:
 
 
 def _fingerprint(data: Path, store_attrs: dict[str, Any], settings: dict[str, Any]) -> str:
-    """What a checkpoint is valid for: the store (path and attributes) and every setting but the epoch count."""
-    relevant = {key: value for key, value in settings.items() if key != "epochs"}
-    text = json.dumps({"data": str(data.resolve()), "store": store_attrs, "settings": relevant},
+    """What a checkpoint is valid for: the store (path and attributes) and every setting (the epoch count sets
+    the learning-rate schedule, so it counts too)."""
+    text = json.dumps({"data": str(data.resolve()), "store": store_attrs, "settings": settings},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -8,11 +8,16 @@ carries everything inference needs (see ARCHITECTURE.md, "Model file").
 - ``reference``: the reference CNN, applied to each slice alone (context 1): conv 20x32 relu, maxpool 2,
   conv 20x64 relu, maxpool 2, dense 512 relu, dropout, dense 88 (energy), plus sigmoid heads for
   ``active``/``onset`` on the same 512 features so it can be scored like the default.
-- ``context``: a cheap per-frame spectral trunk (a few small convolutions along frequency that learn local
-  peak shapes whatever the pitch, then a dense projection that learns the pitch/harmonic layout), a temporal
-  convolution over ``context_frames`` neighbouring frames (past frames plus ``lookahead_frames`` future
-  ones, zero-padded at the edges, so the output has the input's length and a streaming caller needs only a
-  ring of ``context_frames`` buffers), and the three heads.
+- ``context``: two cheap paths joined before the heads.
+  (1) Spectral: small convolutions along frequency (local peak shapes, whatever the pitch), a dense
+  projection of the frame (key-specific layout), a temporal convolution over ``context_frames`` frames.
+  (2) Harmonic: for every key, the features at its first ``harmonics`` partials (a fixed interpolation
+  matrix, ``HarmonicSampler``), then one convolution over (``context_frames`` frames x 3 neighbouring keys)
+  whose weights are shared by all 88 keys — pitch-equivariant, so what it learns about "a note with these
+  partials" transfers to keys and pianos it saw less of. This path is what lifts the unseen-piano scores.
+  Time mixing in both paths sees past frames plus ``lookahead_frames`` future ones, zero-padded at the
+  edges, so the output has the input's length and a streaming caller needs a ring of ``context_frames``
+  buffers. A training-only random spectral envelope (``SpectralEnvelopeAugment``) imitates other pianos.
 """
 
 from __future__ import annotations
@@ -103,7 +108,8 @@ class FrameContextPadding(keras.layers.Layer):
 
     def call(self, sequence):
         past = self.context_frames - 1 - self.lookahead_frames
-        return keras.ops.pad(sequence, [[0, 0], [past, self.lookahead_frames], [0, 0]])
+        rest = [[0, 0]] * (len(sequence.shape) - 2)
+        return keras.ops.pad(sequence, [[0, 0], [past, self.lookahead_frames], *rest])
 
     def compute_output_shape(self, input_shape):
         time = input_shape[1]
@@ -114,6 +120,83 @@ class FrameContextPadding(keras.layers.Layer):
                 "lookahead_frames": self.lookahead_frames}
 
 
+@keras.saving.register_keras_serializable(package="pianoscribe")
+class SpectralEnvelopeAugment(keras.layers.Layer):
+    """Training only: multiply each segment's magnitudes by a random smooth spectral envelope.
+
+    Pianos differ most in their spectral envelope (brightness, body resonances), so the model is shown
+    random ones: ``control_points`` gains uniform in +-``max_db``, spaced evenly on a log-frequency axis and
+    interpolated linearly between them. One envelope per sequence (the same for all its frames); at
+    inference the layer passes its input through.
+    """
+
+    def __init__(self, max_db: float, control_points: int = 8, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.max_db = float(max_db)
+        self.control_points = int(control_points)
+        self.seed = int(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        octaves = np.log2(np.maximum(np.arange(N_BINS), 1.0))  # bin 0 and 1 share the lowest point
+        positions = octaves / octaves.max() * (self.control_points - 1)
+        below = np.clip(np.floor(positions).astype(int), 0, self.control_points - 2)
+        weight_above = positions - below
+        interpolation = np.zeros((self.control_points, N_BINS), np.float32)
+        interpolation[below, np.arange(N_BINS)] = 1.0 - weight_above
+        interpolation[below + 1, np.arange(N_BINS)] = weight_above
+        self.interpolation = interpolation
+
+    def call(self, fft_magnitude, training=None):
+        if not training or self.max_db <= 0:
+            return fft_magnitude
+        batch = keras.ops.shape(fft_magnitude)[0]
+        gains_db = keras.random.uniform((batch, 1, self.control_points), -self.max_db, self.max_db,
+                                        seed=self.seed_generator)
+        envelope_db = keras.ops.matmul(gains_db, keras.ops.convert_to_tensor(self.interpolation))
+        return fft_magnitude * keras.ops.power(10.0, envelope_db / 20.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "max_db": self.max_db, "control_points": self.control_points,
+                "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="pianoscribe")
+class HarmonicSampler(keras.layers.Layer):
+    """``[batch, time, 512]`` features -> ``[batch, time, 88, harmonics]``: each key's features at its first
+    partials (``h * f0``, linear interpolation between bins; 0 above the last bin).
+
+    A fixed (untrained) matrix: the layout of partials is the same on every piano, so what is learned on
+    top of it is shared by all keys and does not depend on one instrument's timbre.
+    """
+
+    def __init__(self, harmonics: int, **kwargs):
+        super().__init__(**kwargs)
+        self.harmonics = int(harmonics)
+        fundamentals = 440.0 * 2.0 ** ((np.arange(N_KEYS) + 21 - 69) / 12.0)
+        positions = fundamentals[:, None] * np.arange(1, self.harmonics + 1) / (SAMPLE_RATE / BUFFER_SIZE)
+        sampler = np.zeros((N_BINS, N_KEYS, self.harmonics), np.float32)
+        below = np.floor(positions).astype(int)
+        weight_above = (positions - below).astype(np.float32)
+        keys, partials = np.meshgrid(np.arange(N_KEYS), np.arange(self.harmonics), indexing="ij")
+        inside = below + 1 < N_BINS
+        sampler[below[inside], keys[inside], partials[inside]] = 1.0 - weight_above[inside]
+        sampler[below[inside] + 1, keys[inside], partials[inside]] = weight_above[inside]
+        self.sampler = sampler.reshape(N_BINS, N_KEYS * self.harmonics)
+
+    def call(self, features):
+        sampled = keras.ops.matmul(features, keras.ops.convert_to_tensor(self.sampler))
+        shape = keras.ops.shape(features)
+        return keras.ops.reshape(sampled, (shape[0], shape[1], N_KEYS, self.harmonics))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], N_KEYS, self.harmonics)
+
+    def get_config(self):
+        return {**super().get_config(), "harmonics": self.harmonics}
+
+
 def build_model(arch: str, settings: dict[str, Any], info: ModelInfo, feature_mean: np.ndarray,
                 feature_std: np.ndarray) -> keras.Model:
     """A fresh, uncompiled model ``arch`` with the train split's featurization statistics baked in."""
@@ -121,6 +204,9 @@ def build_model(arch: str, settings: dict[str, Any], info: ModelInfo, feature_me
         raise UserError(f"fit.arch: expected one of {', '.join(ARCHITECTURES)}, got {arch!r}")
     fft_magnitude = keras.Input(shape=(None, N_BINS), name="fft_magnitude", dtype="float32")
     passed = ModelInfoLayer(info.to_dict(), name=INFO_LAYER_NAME)(fft_magnitude)
+    if arch == "context" and settings["context"].get("envelope_db", 0) > 0:
+        passed = SpectralEnvelopeAugment(settings["context"]["envelope_db"], seed=int(settings["seed"]),
+                                         name="envelope_augment")(passed)
     features = SpectralFeatures(settings["compression"], feature_mean, feature_std,
                                 name=FEATURES_LAYER_NAME)(passed)
     if arch == "reference":
@@ -179,7 +265,21 @@ def _context_trunk(features, settings, info: ModelInfo):
         hidden = FrameContextPadding(info.context_frames, info.lookahead_frames, name="time_padding")(hidden)
     hidden = keras.layers.Conv1D(config["context_units"], info.context_frames, activation="relu",
                                  name="time_conv")(hidden)
+    if config.get("harmonics", 0) > 0:
+        hidden = keras.layers.Concatenate(name="with_harmonic")([hidden, _harmonic_branch(features, config, info)])
     return keras.layers.Dropout(config["dropout"], name="time_dropout")(hidden)
+
+
+def _harmonic_branch(features, config, info: ModelInfo):
+    """Per key: its partials over ``context_frames`` frames and its neighbour keys, weights shared by all keys."""
+    partials = HarmonicSampler(config["harmonics"], name="harmonic_sampler")(features)
+    if info.context_frames > 1:
+        partials = FrameContextPadding(info.context_frames, info.lookahead_frames,
+                                       name="harmonic_time_padding")(partials)
+    per_key = keras.layers.Conv2D(config["harmonic_filters"], (info.context_frames, 3), padding="valid",
+                                  activation="relu", name="harmonic_conv")(
+        keras.layers.ZeroPadding2D(((0, 0), (1, 1)), name="harmonic_key_padding")(partials))
+    return keras.layers.Reshape((-1, N_KEYS * config["harmonic_filters"]), name="harmonic_flatten")(per_key)
 
 
 def macs_per_frame(model: keras.Model) -> int:
@@ -196,6 +296,8 @@ def macs_per_frame(model: keras.Model) -> int:
         elif isinstance(layer, keras.layers.Dense):
             fan_in = int(layer.kernel.shape[0])
             per_frame_outputs = int(np.prod(layer.output.shape[2:]))
+        elif isinstance(layer, HarmonicSampler):
+            fan_in, per_frame_outputs = N_BINS, N_KEYS * layer.harmonics  # a dense matmul by a fixed matrix
         else:
             continue
         total += fan_in * per_frame_outputs

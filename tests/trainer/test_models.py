@@ -114,3 +114,27 @@ def test_bad_architecture_settings_are_user_errors():
         build("transformer")
     with pytest.raises(UserError, match="fit.lookahead_frames"):
         build("context", context_frames=3, lookahead_frames=3)
+
+
+def test_envelope_augmentation_acts_in_training_only_and_is_smooth():
+    layer = models.SpectralEnvelopeAugment(6.0, seed=1)
+    magnitude = np.ones((3, 4, 512), np.float32)
+    np.testing.assert_array_equal(np.asarray(layer(magnitude, training=False)), magnitude)
+    augmented = np.asarray(layer(magnitude, training=True))
+    gain_db = 20 * np.log10(augmented)
+    assert np.abs(gain_db).max() <= 6.0 + 1e-4 and np.abs(gain_db).max() > 1.0
+    np.testing.assert_allclose(gain_db[:, 0], gain_db[:, 3], atol=1e-5)  # one envelope per sequence
+    assert not np.allclose(gain_db[0, 0], gain_db[1, 0])                 # a new one per sequence
+    assert np.abs(np.diff(gain_db[0, 0, 32:])).max() < 0.5                # smooth above the lowest bins
+
+
+def test_harmonic_sampler_reads_each_key_at_its_partials():
+    sampler = models.HarmonicSampler(6)
+    bin_hz = 44100 / 1024
+    features = np.zeros((1, 1, 512), np.float32)
+    features[0, 0] = np.arange(512) * bin_hz  # each bin holds its own frequency: sampling gives back h * f0
+    sampled = np.asarray(sampler(features))[0, 0]
+    assert sampled.shape == (88, 6)
+    a4 = 69 - 21
+    np.testing.assert_allclose(sampled[a4], 440.0 * np.arange(1, 7), rtol=1e-5)
+    assert sampled[87, 5] == 0  # C8's 6th partial (25 kHz) is above the last bin (22 kHz)
