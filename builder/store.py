@@ -63,7 +63,7 @@ def check_storage(storage: dict[str, Any], frames_per_segment: int) -> None:
     if storage.get("shuffle", "shuffle") not in BLOSC_SHUFFLES:
         raise UserError(f"synth.storage.shuffle: expected one of {', '.join(BLOSC_SHUFFLES)}, got {storage['shuffle']!r}")
     chunk_rows, shard_rows = storage["chunk_rows"], storage["shard_rows"]
-    for name in ("chunk_rows", "shard_rows", "level", "fft_level"):
+    for name in ("chunk_rows", "shard_rows", "level", "fft_level", "writers"):
         value, least = storage[name], (0 if name.endswith("level") else 1)
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise UserError(f"synth.storage.{name}: expected a {'non-negative' if least == 0 else 'positive'} "

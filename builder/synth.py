@@ -4,8 +4,9 @@ A segment is ``frames_per_segment`` consecutive 1024-sample buffers (hop 1024) f
 piece through one bank, with one draw of augmentation. Planning is vectorized numpy, seeded per shard
 (``seed``, side, shard index), so a shard's content never depends on threads or on other shards. The engine
 (``pianoscribe_native``) mixes, labels and FFTs a whole shard into preallocated arrays with the GIL released,
-while a writer thread compresses and writes the previous shard: each shard is written whole by one writer
-(zarr loses data when writers share a shard), and at most two shards are in memory, whatever ``--n``.
+while writer threads compress and write the previous shards: each shard is written whole by one writer
+(zarr loses data when writers share a shard), and at most ``storage.writers + 1`` shards are in memory,
+whatever ``--n``.
 
 The split is by piece and fixed: a piece's side is a pure function of its id and the seed
 (:func:`piece_side`). Test segments are rendered through ``test_banks`` (a piano the model never hears), train
@@ -26,6 +27,7 @@ import json
 import platform
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +76,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         "fft_codec": "blosc-lz4",
         "fft_level": 5,
         "shuffle": "bitshuffle",
+        "writers": 2,
     },
 }
 WINDOWS = ("hann", "none")
@@ -345,7 +348,7 @@ def synthesize(settings: dict[str, Any], out: Path | str, bank_settings: dict[st
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
                             transient=False)
-        with progress, ThreadPoolExecutor(max_workers=1, thread_name_prefix="zarr-writer") as writer:
+        with progress, ThreadPoolExecutor(max_workers=storage["writers"], thread_name_prefix="zarr-writer") as writer:
             for side in store.SIDES:
                 if not rows[side]:
                     continue
@@ -400,25 +403,30 @@ def _synthesize_side(side: str, settings: dict[str, Any], group: Any, side_piece
     engine.set_noise(noise_table(settings["seed"]))
     bank_names = np.array(settings[f"{side}_banks"], dtype=object)   # as params name them (name or path)
     piece_ids = np.array(table.piece_ids, dtype=object)
-    buffers = [ShardBuffers.allocate(min(shard_rows, n_rows), storage["fft_dtype"]) for _ in range(2)]
-    pending: Future | None = None
+    writers = storage["writers"]
+    buffers = [ShardBuffers.allocate(min(shard_rows, n_rows), storage["fft_dtype"]) for _ in range(writers + 1)]
+    pending: deque[tuple[int, Future]] = deque()   # (rows done when it finishes, write of one shard)
     started = time.perf_counter()
     for shard, first_row in enumerate(range(0, n_rows, shard_rows)):
         count = min(shard_rows, n_rows - first_row)
         rng = np.random.default_rng([settings["seed"], side_index, shard])
         plan = plan_segments(table, len(bank_paths), count // frames, rng, settings, augment)
-        block = buffers[shard % 2].rows(count)
-        render_shard(engine, plan, block, settings)   # overlaps the write of the previous shard
+        # this buffer's previous shard (writers + 1 shards ago) has been written: at most `writers` are pending
+        block = buffers[shard % (writers + 1)].rows(count)
+        render_shard(engine, plan, block, settings)   # overlaps the writes of the previous shards
         store.add_statistics(statistics, block.key_energy, block.key_active, block.key_onset)
-        if pending is not None:
-            pending.result()
-            report(first_row, first_row / (time.perf_counter() - started))
+        while len(pending) >= writers:
+            done, write = pending.popleft()
+            write.result()
+            report(done, done / (time.perf_counter() - started))
         segment_values = {"piece_id": piece_ids[plan.piece], "bank": bank_names[plan.bank],
                           "start_sample": plan.start_sample}
-        pending = writer.submit(_write_shard, group, first_row, block, first_row // frames, segment_values)
-    if pending is not None:
-        pending.result()
-    report(n_rows, n_rows / (time.perf_counter() - started))
+        pending.append((first_row + count,
+                        writer.submit(_write_shard, group, first_row, block, first_row // frames, segment_values)))
+    while pending:
+        done, write = pending.popleft()
+        write.result()
+        report(done, done / (time.perf_counter() - started))
 
 
 def _write_shard(group: Any, first_row: int, block: ShardBuffers, first_segment: int,
