@@ -250,9 +250,9 @@ def decode_notes(frame_probability: np.ndarray, onset_probability: np.ndarray, e
     """Per-frame heads ``[frames, 88]`` -> notes (``NOTE_DTYPE``), vectorized over keys and frames.
 
     A note of key ``k`` starts at frame ``t`` where the onset head has a local peak ``>= onset_threshold``,
-    or where the frame head rises above ``frame_threshold`` with no onset peak within one frame (the onset
-    head is the less sure of the two: a clearly sounding note must not be lost for a weak onset).
-    It ends at the first later frame where the frame head drops below ``frame_threshold`` or the onset head
+    or where the frame head rises above ``frame_threshold`` with no onset peak within one frame and then
+    reaches ``onset_threshold`` itself before it falls (a clearly sounding note must not be lost for a weak
+    onset, but a flicker just above ``frame_threshold`` is not a note). It ends at the first later frame where the frame head drops below ``frame_threshold`` or the onset head
     peaks again on that key (a re-strike); it lasts at least its onset frame. Onset time = the onset frame's
     centre (the onset lies somewhere in that buffer); offset = the end of the last frame held.
     """
@@ -280,6 +280,8 @@ def decode_notes(frame_probability: np.ndarray, onset_probability: np.ndarray, e
     onset_seconds = (start_frame + 0.5) * HOP_SECONDS
     offset_seconds = end_frame * HOP_SECONDS
     keep = offset_seconds - onset_seconds >= decode.min_note_seconds - 1e-9
+    keep &= onset_peak[start_frame, start_key] | (
+        _run_maxima(frame_probability, start_flat, end_flat, n_frames) >= decode.onset_threshold)
     start_key, start_frame, onset_seconds, offset_seconds = (
         start_key[keep], start_frame[keep], onset_seconds[keep], offset_seconds[keep])
     attack = np.asarray(energy, np.float32)
@@ -291,6 +293,16 @@ def decode_notes(frame_probability: np.ndarray, onset_probability: np.ndarray, e
     notes["key"] = start_key + LOWEST_KEY
     notes["velocity"] = energy_to_velocity(attack_energy)
     return notes[np.lexsort((notes["key"], notes["onset"]))]
+
+
+def _run_maxima(frame_probability: np.ndarray, start_flat: np.ndarray, end_flat: np.ndarray, n_frames: int) -> np.ndarray:
+    """Maximum of the frame head over each note's frames (indices into the key-major layout with a sentinel)."""
+    if len(start_flat) == 0:
+        return np.zeros(0, np.float32)
+    key_major = np.zeros((N_KEYS, n_frames + 1), np.float32)
+    key_major[:, :n_frames] = np.asarray(frame_probability, np.float32).T
+    bounds = np.stack([start_flat, end_flat], axis=1).ravel()   # [start, end) pairs; every end < size (sentinel)
+    return np.maximum.reduceat(key_major.ravel(), bounds)[::2]
 
 
 def _onset_peaks(onset_probability: np.ndarray, threshold: float) -> np.ndarray:

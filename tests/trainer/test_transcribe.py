@@ -50,6 +50,7 @@ def test_a_clearly_sounding_note_needs_no_onset_peak() -> None:
     active[31:50, KEY_C4] = 0.9                                 # ... frame head sure from frame 31
     onset[9, KEY_C4 + 4] = 0.9                                  # an onset peak one frame before the frames rise:
     active[10:20, KEY_C4 + 4] = 0.9                             # one note, from the onset peak
+    active[5:40, KEY_C4 - 7] = 0.45                             # above frame_threshold, never sure: no note
     notes = decode_notes(active, onset, energy, DECODE)
     assert [(int(n["key"]), round(n["onset"] / HOP_SECONDS - 0.5), round(n["offset"] / HOP_SECONDS)) for n in notes] \
         == [(64, 9, 20), (60, 31, 50)]
