@@ -50,9 +50,9 @@ def training_rate(arch: str, settings: dict, batches: tf.data.Dataset, split: da
                   loss={"active": "binary_crossentropy", "onset": "binary_crossentropy", "energy": "mse"},
                   loss_weights=dict(settings["loss_weights"]))
     in_memory = batches.take(8).cache().repeat()
-    model.fit(in_memory, steps_per_epoch=5, epochs=1, verbose=0)  # trace and warm up
+    model.fit(in_memory, steps_per_epoch=5, epochs=1, verbose=0, shuffle=False)  # trace and warm up
     started = time.perf_counter()
-    model.fit(in_memory, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(in_memory, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     elapsed = time.perf_counter() - started
     slices_per_batch = data_module.segments_per_batch(settings["batch_size"], split.frames_per_segment) \
         * split.frames_per_segment

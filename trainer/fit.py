@@ -29,7 +29,7 @@ from trainer import models
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "arch": "context",
-    "epochs": 6,
+    "epochs": 10,
     "batch_size": 256,
     "learning_rate": 0.001,
     "lr_schedule": "cosine",
@@ -47,7 +47,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "min_note_seconds": 0.05,
     "reference": {"dropout": 0.5},
     "context": {"freq_filters": [8], "freq_kernel": 5, "freq_pool": 2, "frame_units": 256,
-                "context_units": 256, "dropout": 0.2, "envelope_db": 6.0, "harmonics": 8, "harmonic_filters": 8},
+                "context_units": 256, "dropout": 0.2, "envelope_db": 12.0, "harmonics": 8, "harmonic_filters": 8},
 }
 
 THRESHOLDS = np.array([0.01, 0.02, 0.03, 0.05, 0.07, *np.round(np.arange(0.1, 0.96, 0.05), 2)], dtype=np.float32)
@@ -73,9 +73,8 @@ def fit(data: Path, model_path: Path, settings: dict[str, Any], metrics_dir: Pat
     store = open_store(data)
     frames_per_segment = int(store.attrs["frames_per_segment"])
     window = str(store.attrs["params"]["window"])
-    splits = {name: data_module.StoreSplit(f"{data}/{name}", store[name], frames_per_segment)
-              for name in ("train", "test")}
-    train, test = splits["train"], splits["test"]
+    train, test = (data_module.StoreSplit(f"{data}/{side}", store[side], frames_per_segment)
+                   for side in ("train", "test"))
 
     keras.utils.set_random_seed(int(settings["seed"]))
     arch = settings["arch"]
