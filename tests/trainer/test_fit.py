@@ -113,6 +113,15 @@ def test_fit_writes_the_model_metrics_and_logs(tiny_store, tmp_path):
                                rtol=1e-5, atol=1e-5)
 
 
+def test_a_rerun_with_the_same_seed_gives_the_same_scores(tiny_store, tmp_path):
+    settings = tiny_fit_settings(epochs=1, steps_per_epoch=4)
+    runs = [fit_module.fit(tiny_store[0], tmp_path / f"run{run}" / "model.keras", settings,
+                           metrics_dir=tmp_path / f"run{run}", console=QUIET, logs_dir=tmp_path / f"logs{run}")
+            for run in range(2)]
+    for key in ("loss", "val_loss", "val_frame_f1", "val_onset_f1", "val_energy_mae"):
+        assert runs[0][key] == pytest.approx(runs[1][key], rel=1e-3, abs=1e-4), key
+
+
 def test_features_of_rendered_audio_equal_the_store(tiny_store):
     """A stored segment, rendered again by builder.render and featurized as inference does, gives the same slices."""
     store_path, synth_settings = tiny_store
