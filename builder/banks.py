@@ -63,7 +63,6 @@ import h5py
 import numpy as np
 import soundfile
 import soxr
-from scipy import signal
 
 from builder import notes
 from builder.atomic import atomic_path
@@ -378,6 +377,8 @@ def _attack_rms(audio: np.ndarray) -> float:
 
 def _derived_layers(recording: np.ndarray, key: int, n_layers: int) -> list[np.ndarray]:
     """Softer layers from one loud recording: gain and a key-relative low-pass (see the module docstring)."""
+    from scipy import signal   # here, not at the top: `builder synth` imports this module and never filters
+
     layers = []
     for layer in range(n_layers):
         steps_below_top = n_layers - 1 - layer
