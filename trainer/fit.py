@@ -279,7 +279,9 @@ class Checkpoint:
         stamp = self.folder / "fingerprint"
         if self.folder.exists():
             if stamp.exists() and stamp.read_text() == fingerprint:
-                console.print(f"resuming from {self.folder}")
+                metadata = self.folder / "backup" / "training_metadata.json"
+                done = json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
+                console.print(f"resuming from {self.folder} after epoch {done}")
             else:
                 console.print(f"{self.folder}: made with other settings or another store; starting over")
                 shutil.rmtree(self.folder)

@@ -186,7 +186,7 @@ def test_a_killed_fit_resumes_where_it_stopped(tiny_store, tmp_path):
     second = _trainer(tmp_path, *arguments)
     output, _ = second.communicate(timeout=600)
     assert second.returncode == 0, output
-    assert "resuming" in output
+    assert f"resuming from models/.model.keras.checkpoint after epoch {done}" in output
     assert f"epoch {done}/{epochs}:" not in output and f"epoch {done + 1}/{epochs}:" in output
     with open(tmp_path / "metrics" / "fit.csv") as file:
         assert [int(row["epoch"]) for row in csv.DictReader(file)] == list(range(1, epochs + 1))
