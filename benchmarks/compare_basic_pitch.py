@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from builder.corpus import NOTE_DTYPE  # noqa: E402
-from builder.params import load_params, section  # noqa: E402
+from builder.params import apply_overrides, load_params, section  # noqa: E402
 from trainer.evaluate import DEFAULT_SETTINGS, read_test_pieces, score_pieces  # noqa: E402
 from trainer.features import BUFFER_SIZE, SAMPLE_RATE  # noqa: E402
 from trainer.transcribe import DecodeSettings, FrameModel, StreamingTranscriber, transcribe_file  # noqa: E402
@@ -58,8 +58,8 @@ def basic_pitch_runner():
     return transcribe
 
 
-def ours_runner(model_path: Path, params_path: Path):
-    settings = section(load_params(params_path), "evaluate", DEFAULT_SETTINGS)
+def ours_runner(model_path: Path, params_path: Path, overrides: dict):
+    settings = apply_overrides(section(load_params(params_path), "evaluate", DEFAULT_SETTINGS), overrides)
     frame_model = FrameModel.load(model_path)
     decode = DecodeSettings.resolve(settings, frame_model.info)
     return frame_model, lambda audio_path: transcribe_file(audio_path, frame_model, decode).notes
@@ -92,6 +92,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/model.keras"))
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, default=Path("metrics/compare_basic_pitch.json"))
+    parser.add_argument("--onset-threshold", type=float, help="override params.yaml evaluate.onset_threshold")
+    parser.add_argument("--frame-threshold", type=float, help="override params.yaml evaluate.frame_threshold")
     args = parser.parse_args()
 
     pieces = read_test_pieces(args.eval_dir)
@@ -104,7 +106,8 @@ def main() -> None:
     print(f"{len(pieces)} held-out pieces, {audio_seconds:.0f} s of audio, from {args.eval_dir} "
           f"({', '.join(sorted({piece.bank for piece in pieces}))}); {os.cpu_count()} CPU cores")
 
-    frame_model, ours = ours_runner(args.model, args.params)
+    frame_model, ours = ours_runner(args.model, args.params, {"onset_threshold": args.onset_threshold,
+                                                              "frame_threshold": args.frame_threshold})
     systems = {"pianoscribe": ours, "basic-pitch 0.4.0 (onnx)": basic_pitch_runner()}
     results = {}
     for name, transcribe in systems.items():
