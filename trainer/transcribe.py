@@ -31,8 +31,8 @@ from trainer import audio as audio_module
 from trainer.features import BUFFER_SIZE, N_BINS, SAMPLE_RATE, fft_magnitude_of_buffers, frame_times
 
 HOP_SECONDS = BUFFER_SIZE / SAMPLE_RATE
-BLOCK_FRAMES = 1024       # frames per model block (~24 s of audio)
-BATCH_BLOCKS = 4          # blocks stacked per model call
+BLOCK_FRAMES = 512        # frames per model block (~12 s of audio)
+BATCH_BLOCKS = 2          # blocks per model call: ~100 MB of activations, as fast as bigger batches
 ATTACK_FRAMES = 2         # velocity = the energy head's peak over the onset frame and the next ones
 
 DEFAULT_DECODE_SETTINGS: dict[str, Any] = {
