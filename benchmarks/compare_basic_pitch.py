@@ -114,6 +114,7 @@ def main() -> None:
         notes, wall_seconds = timed_run(transcribe, pieces)
         scores = score_pieces(references, notes, n_frames, piece_ids)
         results[name] = {**scores["overall"], "wall_seconds": wall_seconds,
+                         "frame_f1_by_register": scores["frame_f1_by_register"],
                          "speed_x_realtime": audio_seconds / wall_seconds,
                          "pieces": {piece_id: {key: value for key, value in piece_scores.items()}
                                     for piece_id, piece_scores in scores["pieces"].items()}}
@@ -128,6 +129,10 @@ def main() -> None:
               f"{result['estimated_notes']:7d} {result['wall_seconds']:8.2f} {result['speed_x_realtime']:10.1f}")
     ours, peer = results["pianoscribe"], results["basic-pitch 0.4.0 (onnx)"]
     print(f"reference notes: {ours['reference_notes']}")
+    print("frame F1 by register:  " + "  ".join(f"{register:>7s}" for register in ours["frame_f1_by_register"]))
+    for name, result in results.items():
+        print(f"  {name[:20]:20s} " + "  ".join(f"{scores['frame_f1']:7.2f}"
+                                              for scores in result["frame_f1_by_register"].values()))
     print(f"ours - basic-pitch: frame F1 {ours['frame_f1'] - peer['frame_f1']:+.3f}, "
           f"note-onset F1 {ours['note_f1'] - peer['note_f1']:+.3f}; "
           f"speed ratio {peer['wall_seconds'] / ours['wall_seconds']:.1f}x (ours faster when > 1)")

@@ -139,6 +139,9 @@ def evaluate(
                       f"{overall['frame_f1']:.3f}, note-onset P/R/F1 {overall['note_precision']:.3f}/"
                       f"{overall['note_recall']:.3f}/{overall['note_f1']:.3f}, {overall['speed_x_realtime']}x realtime",
                       soft_wrap=True)
+        registers = result.scores["frame_f1_by_register"]
+        console.print("frame F1 by register: " + ", ".join(f"{name} {scores['frame_f1']:.2f}"
+                                                           for name, scores in registers.items()), soft_wrap=True)
         console.print(f"wrote {metrics_dir / 'eval.json'}, {metrics_dir / 'eval_roll.png'} ({result.roll_piece_id}), "
                       f"audio and transcriptions in {eval_dir}", soft_wrap=True)
 

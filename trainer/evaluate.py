@@ -30,7 +30,7 @@ import scipy.io.wavfile
 
 from builder.atomic import atomic_path
 from builder.errors import UserError
-from builder.notes import key_frequency
+from builder.notes import LOWEST_KEY, N_KEYS, key_frequency, note_name
 from trainer import outputs
 from trainer.features import BUFFER_SIZE, SAMPLE_RATE
 from trainer.transcribe import DecodeSettings, FrameModel, Transcription, notes_to_roll, transcribe_file
@@ -45,6 +45,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 ONSET_TOLERANCE_SECONDS = 0.05
 PIECE_GAP_SECONDS = 10.0        # silence between pieces when pooling them into one mir_eval call
 MANIFEST_NAME = "manifest.json"
+REGISTER_KEYS = 12              # keys per register in frame_f1_by_register
 
 
 @dataclass
@@ -191,7 +192,31 @@ def score_pieces(references: list[np.ndarray], estimates: list[np.ndarray], n_fr
     total_frames = int(offsets_in_frames[-1] + n_frames[-1]) if n_frames else 0
     overall = score_piece(pooled_reference, pooled_estimate, total_frames)
     overall["pieces"] = len(piece_ids)
-    return {"overall": overall, "pieces": per_piece}
+    return {"overall": overall, "frame_f1_by_register": frame_f1_by_register(pooled_reference, pooled_estimate,
+                                                                              total_frames),
+            "pieces": per_piece}
+
+
+def frame_f1_by_register(reference: np.ndarray, estimate: np.ndarray, n_frames: int) -> dict[str, dict[str, float]]:
+    """Frame P/R/F1 per octave of keys (A0-G#1, A1-G#2, ..., A7-C8): where on the keyboard a system fails.
+
+    Counted key by key on the same grid and rule as the frame scores (for exact piano-key pitches these are
+    mir_eval's counts split by key).
+    """
+    reference_roll = notes_to_roll(reference, n_frames, values="binary") > 0
+    estimate_roll = notes_to_roll(estimate, n_frames, values="binary") > 0
+    true_positive = (reference_roll & estimate_roll).sum(axis=0)
+    reference_count, estimate_count = reference_roll.sum(axis=0), estimate_roll.sum(axis=0)
+    registers = {}
+    for first in range(0, N_KEYS, REGISTER_KEYS):
+        keys = slice(first, min(first + REGISTER_KEYS, N_KEYS))
+        hits, wanted, found = int(true_positive[keys].sum()), int(reference_count[keys].sum()), int(estimate_count[keys].sum())
+        precision = hits / found if found else 0.0
+        recall = hits / wanted if wanted else 0.0
+        name = f"{note_name(LOWEST_KEY + first)}-{note_name(LOWEST_KEY + keys.stop - 1)}"
+        registers[name] = {"frame_precision": precision, "frame_recall": recall, "frame_f1": _f1(precision, recall),
+                           "reference_frames": wanted}
+    return registers
 
 
 def score_piece(reference: np.ndarray, estimate: np.ndarray, n_frames: int) -> dict[str, float]:

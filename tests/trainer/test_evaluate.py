@@ -55,6 +55,15 @@ def test_overall_pools_every_note_of_every_piece() -> None:
     assert scores["overall"]["reference_notes"] == 8 and scores["overall"]["pieces"] == 2
 
 
+def test_registers_split_the_frame_counts() -> None:
+    estimate = np.concatenate([REFERENCE[:3], notes_of([(0.3, 0.5, 90, 60)])])   # misses C3, adds F#6
+    registers = score_pieces([REFERENCE], [estimate], [N_FRAMES], ["a"])["frame_f1_by_register"]
+    assert list(registers)[0] == "A0-G#1" and list(registers)[-1] == "A7-C8"
+    assert registers["A2-G#3"]["frame_recall"] == 0.0 and registers["A2-G#3"]["reference_frames"] > 0   # C3 = 48
+    assert registers["A3-G#4"]["frame_f1"] == pytest.approx(1.0)                                         # C4, E4, G4
+    assert registers["A5-G#6"]["frame_precision"] == 0.0                                                 # F#6 = 90
+
+
 # ---------------------------------------------------------------------------------------------- end to end
 
 
