@@ -253,8 +253,10 @@ def decode_notes(frame_probability: np.ndarray, onset_probability: np.ndarray, e
     or where the frame head rises above ``frame_threshold`` with no onset peak within one frame and then
     reaches ``onset_threshold`` itself before it falls (a clearly sounding note must not be lost for a weak
     onset, but a flicker just above ``frame_threshold`` is not a note). It ends at the first later frame where the frame head drops below ``frame_threshold`` or the onset head
-    peaks again on that key (a re-strike); it lasts at least its onset frame. Onset time = the onset frame's
-    centre (the onset lies somewhere in that buffer); offset = the end of the last frame held.
+    peaks again on that key (a re-strike); it lasts at least its onset frame. Onset time = the start of the
+    onset frame (the onset lies in that buffer, or, when it falls in a buffer's last samples, in the one
+    before: the heads often fire a frame late, measured median +4 ms from the frame centre); offset = the end
+    of the last frame held. Notes therefore cover whole frames, and map back onto exactly the frames held.
     """
     from trainer.features import energy_to_velocity
 
@@ -277,7 +279,7 @@ def decode_notes(frame_probability: np.ndarray, onset_probability: np.ndarray, e
     start_flat = start_key * (n_frames + 1) + start_frame
     end_flat = stop_flat[np.searchsorted(stop_flat, start_flat, side="right")]
     end_frame = end_flat - start_key * (n_frames + 1)           # exclusive; >= start_frame + 1
-    onset_seconds = (start_frame + 0.5) * HOP_SECONDS
+    onset_seconds = start_frame * HOP_SECONDS
     offset_seconds = end_frame * HOP_SECONDS
     keep = offset_seconds - onset_seconds >= decode.min_note_seconds - 1e-9
     keep &= onset_peak[start_frame, start_key] | (
