@@ -321,12 +321,12 @@ def evaluate(frame_model: FrameModel, store_path: Path, data_dir: Path, eval_dir
     n_frames = len(transcription.frame_times)
     piece_scores = scores["pieces"][piece.piece_id]
     outputs.write_roll_comparison_png(
-        metrics_dir / "eval_roll.png", notes_to_roll(piece.notes, n_frames), notes_to_roll(transcription.notes, n_frames),
+        metrics_dir / "eval_roll.png", notes_to_roll(piece.notes, n_frames, values="binary"),
+        notes_to_roll(transcription.notes, n_frames, values="binary"),
         transcription.frame_times,
         reference_title=f"reference: {piece.piece_id} through {piece.bank} ({len(piece.notes)} notes)",
         estimated_title=(f"transcription ({len(transcription.notes)} notes): frame F1 {piece_scores['frame_f1']:.3f}, "
-                         f"note-onset F1 {piece_scores['note_f1']:.3f}"),
-        colorbar_label="velocity / 127")
+                         f"note-onset F1 {piece_scores['note_f1']:.3f}"))
     return EvaluationResult(scores=scores, transcriptions=transcriptions, pieces=pieces, roll_piece_id=piece.piece_id)
 
 

@@ -14,6 +14,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never open a window, never need a display
 
+import matplotlib.colors  # noqa: E402
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pretty_midi  # noqa: E402
@@ -24,6 +26,8 @@ from builder.notes import LOWEST_KEY, N_KEYS, note_name  # noqa: E402
 CSV_COLUMNS = ("onset_s", "offset_s", "key", "midi_pitch", "velocity")
 ACOUSTIC_GRAND_PIANO = 0
 ROLL_COLORMAP = "magma"
+SILENT, AGREE, MISSED, EXTRA = 0, 1, 2, 3   # cell categories of the comparison picture
+COMPARISON_COLOURS = ["#000000", "#e8e8e8", "#f28e2b", "#e15759"]
 MAX_ROLL_COLUMNS = 2400  # about one image pixel per column at the widest figure
 
 
@@ -101,21 +105,33 @@ def write_piano_roll_png(path: Path, amplitude: np.ndarray, frame_times: np.ndar
 
 
 def write_roll_comparison_png(path: Path, reference_roll: np.ndarray, estimated_roll: np.ndarray,
-                              frame_times: np.ndarray, reference_title: str, estimated_title: str,
-                              colorbar_label: str = "amplitude") -> None:
-    """Reference above, transcription below, same time axis and colour scale: misses and extras stand out."""
+                              frame_times: np.ndarray, reference_title: str, estimated_title: str) -> None:
+    """Reference above, transcription below, same time axis; every (frame, key) cell coloured by agreement.
+
+    Above: notes found (light) and missed (orange); below: notes right (light) and extra (red). Rolls are
+    read as "sounding" where > 0, so velocity scales cannot make one panel look emptier than it is.
+    """
+    reference_on, estimated_on = np.asarray(reference_roll) > 0, np.asarray(estimated_roll) > 0
+    upper_cells = np.where(reference_on, np.where(estimated_on, AGREE, MISSED), SILENT)
+    lower_cells = np.where(estimated_on, np.where(reference_on, AGREE, EXTRA), SILENT)
     seconds = _roll_seconds(frame_times)
     figure, (upper, lower) = plt.subplots(2, 1, figsize=(_roll_width_inches(seconds), 9.0), sharex=True,
                                           constrained_layout=True)
-    top = max(float(np.max(reference_roll, initial=0.0)), float(np.max(estimated_roll, initial=0.0)), 1e-6)
-    _draw_roll(upper, reference_roll, frame_times, reference_title, vmax=top)
-    image = _draw_roll(lower, estimated_roll, frame_times, estimated_title, vmax=top)
+    categories = matplotlib.colors.ListedColormap(COMPARISON_COLOURS)
+    _draw_roll(upper, upper_cells, frame_times, reference_title, vmax=len(COMPARISON_COLOURS) - 0.5,
+               cmap=categories, vmin=-0.5)
+    _draw_roll(lower, lower_cells, frame_times, estimated_title, vmax=len(COMPARISON_COLOURS) - 0.5,
+               cmap=categories, vmin=-0.5)
     upper.set_xlabel("")
-    figure.colorbar(image, ax=[upper, lower], label=colorbar_label, pad=0.01, fraction=0.03)
+    legend = [matplotlib.patches.Patch(color=COMPARISON_COLOURS[AGREE], label="in both"),
+              matplotlib.patches.Patch(color=COMPARISON_COLOURS[MISSED], label="missed (reference only)"),
+              matplotlib.patches.Patch(color=COMPARISON_COLOURS[EXTRA], label="extra (transcription only)")]
+    figure.legend(handles=legend, loc="outside upper right", ncols=3, frameon=False)
     _save_figure(figure, path)
 
 
-def _draw_roll(axes, roll: np.ndarray, frame_times: np.ndarray, title: str, vmax: float | None = None):
+def _draw_roll(axes, roll: np.ndarray, frame_times: np.ndarray, title: str, vmax: float | None = None,
+               cmap=ROLL_COLORMAP, vmin: float = 0.0):
     roll = np.asarray(roll, np.float32)
     if roll.ndim != 2 or roll.shape[1] != N_KEYS:
         raise ValueError(f"piano roll: expected [frames, {N_KEYS}], got {list(roll.shape)}")
@@ -125,8 +141,8 @@ def _draw_roll(axes, roll: np.ndarray, frame_times: np.ndarray, title: str, vmax
     roll = _max_pooled_in_time(roll, MAX_ROLL_COLUMNS)
     if vmax is None:
         vmax = max(float(np.max(roll, initial=0.0)), 1e-6)
-    image = axes.imshow(roll.T, origin="lower", aspect="auto", interpolation="nearest", cmap=ROLL_COLORMAP,
-                        vmin=0.0, vmax=vmax, extent=(start, end, LOWEST_KEY - 0.5, LOWEST_KEY + N_KEYS - 0.5))
+    image = axes.imshow(roll.T, origin="lower", aspect="auto", interpolation="nearest", cmap=cmap,
+                        vmin=vmin, vmax=vmax, extent=(start, end, LOWEST_KEY - 0.5, LOWEST_KEY + N_KEYS - 0.5))
     c_keys = [key for key in range(LOWEST_KEY, LOWEST_KEY + N_KEYS) if key % 12 == 0]  # C1 .. C8
     axes.set_yticks([LOWEST_KEY, *c_keys], [note_name(key) for key in [LOWEST_KEY, *c_keys]])
     axes.set_yticks(range(LOWEST_KEY, LOWEST_KEY + N_KEYS, 1), minor=True)
