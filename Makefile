@@ -27,7 +27,13 @@ test: setup
 
 run: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
-	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m builder.summary
+	@echo
+	@$(PY) -m trainer.report metrics
+	@echo
+	@echo "model:     models/model.keras"
+	@echo "metrics:   metrics/fit.json metrics/eval.json (all of it: .venv/bin/dvc metrics show; curves: .venv/bin/dvc plots show)"
+	@echo "pictures:  metrics/eval_roll.png (reference above, transcription below)"
+	@echo "try:       .venv/bin/trainer infer $$(ls data/eval/*.wav | head -n 1) --out-dir out/"
 
 # the peer for benchmarks/compare_basic_pitch.py; basic-pitch pins old TF/CoreML, so it goes in without deps
 compare: setup
