@@ -7,18 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from builder.cli_support import console, run_reporting_errors
+from builder.cli_support import Debug, ParamsFile, console, make_app, run_reporting_errors
 from builder.params import DEFAULT_PARAMS, apply_overrides, load_params, section
 
-app = typer.Typer(
-    help="Build sample banks, note corpora and the sharded Zarr dataset of FFT slices.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
-ParamsFile = Annotated[Path, typer.Option("--params", help="The params file to read.")]
+app = make_app("Build sample banks, note corpora and the sharded Zarr dataset of FFT slices.")
 
 
 @app.command()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Annotated, TypeVar
 
+import typer
 from rich.console import Console
 
 from builder.errors import UserError
@@ -13,6 +15,14 @@ from builder.errors import UserError
 T = TypeVar("T")
 
 console = Console(stderr=True, highlight=False)
+
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
+ParamsFile = Annotated[Path, typer.Option("--params", help="The params file to read.")]
+
+
+def make_app(help_text: str) -> typer.Typer:
+    """A Typer app as both CLIs want it: help on no arguments, our own one-line errors, no completion noise."""
+    return typer.Typer(help=help_text, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
 def run_reporting_errors(action: Callable[[], T], debug: bool) -> T:

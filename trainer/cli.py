@@ -11,20 +11,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from builder.cli_support import console, run_reporting_errors
+from builder.cli_support import Debug, ParamsFile, console, make_app, run_reporting_errors
 from builder.params import DEFAULT_PARAMS, apply_overrides, load_params, section
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-app = typer.Typer(
-    help="Train the transcription model on the synthesized dataset, transcribe recordings, evaluate.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
-ParamsFile = Annotated[Path, typer.Option("--params", help="The params file to read.")]
+app = make_app("Train the transcription model on the synthesized dataset, transcribe recordings, evaluate.")
 ModelPath = Annotated[Path, typer.Option("--model", help="The model file.")]
 
 
