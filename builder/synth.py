@@ -25,6 +25,7 @@ import hashlib
 import importlib.metadata
 import json
 import platform
+import re
 import threading
 import time
 from collections import deque
@@ -142,9 +143,20 @@ def _check_known_keys(values: dict[str, Any], defaults: dict[str, Any], prefix: 
 # ---------------------------------------------------------------------------------------------- split
 
 def piece_side(piece_id: str, seed: int, test_fraction: float) -> str:
-    """``"test"`` or ``"train"``: a pure function of the piece id and the seed (sha256 as a uniform number)."""
-    digest = hashlib.sha256(f"{seed}:{piece_id}".encode()).digest()
+    """``"test"`` or ``"train"``: a pure function of the piece id and the seed (sha256 as a uniform number).
+
+    Versions of one chorale (``bwv18.5-lz``, ``bwv18.5-w``: other harmonizations or instrumentations of the same
+    tune) hash as one piece, so the same music never sits on both sides.
+    """
+    digest = hashlib.sha256(f"{seed}:{split_group(piece_id)}".encode()).digest()
     return "test" if int.from_bytes(digest[:8], "big") / 2.0 ** 64 < test_fraction else "train"
+
+
+def split_group(piece_id: str) -> str:
+    """The id the split hashes: a chorale's id without its version suffix; any other id as it is."""
+    if piece_id.startswith("chorales/"):
+        return re.sub(r"-[A-Za-z0-9]+$", "", piece_id)
+    return piece_id
 
 
 def split_rows(n: int, frames_per_segment: int, test_fraction: float) -> dict[str, int]:

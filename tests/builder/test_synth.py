@@ -143,3 +143,13 @@ def test_defaults_mirror_params_yaml():
 
     assert section(load_params(), "synth", synth.DEFAULT_SETTINGS) == synth.DEFAULT_SETTINGS
     assert copy.deepcopy(synth.DEFAULT_SETTINGS) == synth.check_settings(copy.deepcopy(synth.DEFAULT_SETTINGS))
+
+
+def test_versions_of_one_chorale_fall_on_the_same_side():
+    from builder.synth import piece_side, split_group
+
+    assert split_group("chorales/bwv18.5-lz") == split_group("chorales/bwv18.5-w") == "chorales/bwv18.5"
+    assert split_group("procedural/0/00017") == "procedural/0/00017"
+    for seed in range(40):
+        sides = {piece_side(f"chorales/bwv248.23{suffix}", seed, 0.5) for suffix in ("", "-2", "-s")}
+        assert len(sides) == 1
