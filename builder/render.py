@@ -55,17 +55,25 @@ def render_file(song: Path | str, bank_name: str, output: Path | str, settings: 
 
     A missing built-in bank is built first (saying so on ``console``). Returns the seconds of audio written.
     """
-    import soundfile
-
     from builder import banks
 
     song = Path(song)
     notes = read_song(song)
     bank_path = banks.ensure_bank(bank_name, Path(data_dir), bank_settings, console or _Silent())
     audio = render_notes(notes, banks.read_bank(bank_path), settings)
-    with atomic_path(output, suffix=Path(output).suffix) as temporary:
-        soundfile.write(str(temporary), audio, SAMPLE_RATE, subtype="FLOAT", format="WAV")
+    write_wav(audio, output)
     return len(audio) / SAMPLE_RATE
+
+
+def write_wav(audio: np.ndarray, path: Path | str) -> None:
+    """A float32 WAV, atomically, with the same bytes for the same audio.
+
+    scipy, not soundfile: libsndfile stamps float WAVs with the time of writing (its PEAK chunk).
+    """
+    import scipy.io.wavfile
+
+    with atomic_path(path, suffix=Path(path).suffix) as temporary:
+        scipy.io.wavfile.write(temporary, SAMPLE_RATE, np.asarray(audio, np.float32))
 
 
 def read_song(song: Path) -> np.ndarray:

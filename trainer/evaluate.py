@@ -26,7 +26,6 @@ from typing import Any
 
 import mir_eval
 import numpy as np
-import scipy.io.wavfile
 
 from builder.atomic import atomic_path
 from builder.errors import UserError
@@ -106,9 +105,7 @@ def render_test_pieces(store_path: Path, data_dir: Path, eval_dir: Path, setting
         progress(f"rendering {piece_id} through {bank_name}")
         audio = np.asarray(render.render_notes(notes, loaded_banks[bank_name], synth_settings), np.float32)
         audio_path = eval_dir / f"{index:03d}.wav"
-        with atomic_path(audio_path, suffix=".wav") as temporary:
-            # scipy, not soundfile: libsndfile stamps float WAVs with the time of writing (PEAK chunk)
-            scipy.io.wavfile.write(temporary, SAMPLE_RATE, audio)
+        render.write_wav(audio, audio_path)
         outputs.write_csv(notes, eval_dir / f"{index:03d}.ref.csv")
         pieces.append(TestPiece(piece_id=piece_id, bank=bank_name, audio_path=audio_path, notes=notes,
                                 seconds=len(audio) / SAMPLE_RATE))
