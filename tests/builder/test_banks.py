@@ -365,3 +365,32 @@ def test_the_tail_is_cut_where_it_falls_tail_db_below_the_peak(tmp_path):
     bank = banks.build_bank(str(folder), settings={**SHORT, "max_seconds": 1.0, "tail_db": -70.0}, keys=[60])
     expected_seconds = 70 / 20 * np.log(10) / 30                         # exp(-30 t) reaches -70 dB
     assert bank.lengths[60 - 21, 9] / 44100 == pytest.approx(expected_seconds, abs=0.012)
+
+
+def _harmonic_share(recording: np.ndarray, key: int, below_harmonics: float) -> float:
+    """Share of the first 0.3 s's spectral energy below ``below_harmonics`` x f0 (of everything up to 16 f0)."""
+    window = recording[:int(0.3 * banks.SAMPLE_RATE)].astype(np.float64)
+    power = np.abs(np.fft.rfft(window * np.hanning(window.size))) ** 2
+    frequencies = np.fft.rfftfreq(window.size, 1.0 / banks.SAMPLE_RATE)
+    f0 = notes.key_frequency(key)
+    total = power[(frequencies > 0.5 * f0) & (frequencies < 16 * f0)].sum()
+    return float(power[(frequencies > 0.5 * f0) & (frequencies < below_harmonics * f0)].sum() / total)
+
+
+def test_real_bass_variant_weakens_bass_fundamentals_and_stretch_tunes():
+    settings = {**SHORT, "layers": 2, "max_seconds": 0.5}
+    keys = [33, 96]                                                    # A1 (filtered), C7 (only detuned)
+    base = banks.build_bank("timgm6mb", settings=settings, keys=keys)
+    variant = banks.build_bank("timgm6mb-real", settings=settings, keys=keys)
+    again = banks.build_bank("timgm6mb-real", settings=settings, keys=keys)
+    assert variant.name == "timgm6mb-real" and np.array_equal(variant.audio, again.audio)   # seeded
+    assert np.array_equal(variant.lengths == 0, base.lengths == 0)
+    top = base.n_layers - 1
+    assert _harmonic_share(variant.recording(33, top), 33, 2.5) < 0.25 * _harmonic_share(base.recording(33, top), 33, 2.5)
+    for key in keys:                                                    # loudness (energy label) kept
+        assert banks._attack_rms(variant.recording(key, top)) == pytest.approx(
+            banks._attack_rms(base.recording(key, top)), rel=0.1)
+    cents = variant.attrs["real_bass"]["keys"]
+    assert cents["A1"]["cents"] < -5 and cents["C7"]["cents"] > 0 and cents["C7"]["highpass_harmonics"] is None
+    ratio = base.lengths[33 - 21, top] / variant.lengths[33 - 21, top]  # flat = played slower = longer
+    assert ratio == pytest.approx(2.0 ** (cents["A1"]["cents"] / 1200.0), abs=2e-3)
