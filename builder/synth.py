@@ -54,7 +54,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "frames_per_segment": 16,
     "test_fraction": 0.15,
     "corpora": ["chorales", "procedural"],
-    "train_banks": ["timgm6mb-real", "merlin-real"],
+    "train_banks": ["timgm6mb", "merlin"],
     "test_banks": ["steinway"],
     "window": "hann",
     "release_seconds": 0.08,
