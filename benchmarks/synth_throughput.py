@@ -93,7 +93,50 @@ def end_to_end(n):
 
 # ---------------------------------------------------------------------------------------------- (c) numpy
 
-class NumpySynth:
+class _NotePairs:
+    """What both NumPy versions share: the engine's inputs as arrays, and the (segment, note) pairs of a plan."""
+
+    def __init__(self, table, bank_list, settings, workers, trailing_silence):
+        self.settings = settings
+        self.frames = settings["frames_per_segment"]
+        self.release = synth.release_samples(settings)
+        self.workers = workers
+        piece_of_note = np.repeat(np.arange(len(table.extent)), np.diff(table.piece_start))
+        self.sort_key = piece_of_note.astype(np.int64) << 40 | table.onset   # sorted: by piece, then onset
+        self.table = table
+        longest = np.zeros(len(table.extent), np.int64)
+        np.maximum.at(longest, piece_of_note, table.offset - table.onset)
+        self.reach = longest + self.release
+        # with trailing_silence, one zero sample after the banks: reads outside a recording point at it
+        self.audio = np.concatenate([bank.audio for bank in bank_list] + [np.zeros(int(trailing_silence), np.float32)])
+        self.silence = len(self.audio) - 1
+        bases = np.cumsum([0] + [len(bank.audio) for bank in bank_list[:-1]])
+        self.offsets = np.stack([bank.offsets + base for bank, base in zip(bank_list, bases)])
+        self.lengths = np.stack([bank.lengths for bank in bank_list])
+        self.layer_velocities = np.stack([bank.layer_velocities for bank in bank_list])
+        self.window = scipy.signal.get_window(settings["window"], 1024).astype(np.float32) \
+            if settings["window"] == "hann" else np.ones(1024, np.float32)
+
+    def _note_pairs(self, plan):
+        """Notes that can sound in each segment, found by binary search, and their flags for every frame."""
+        frames, table = self.frames, self.table
+        low = np.searchsorted(self.sort_key, plan.piece << 40 | np.maximum(plan.start_sample - self.reach[plan.piece], 0))
+        high = np.searchsorted(self.sort_key, plan.piece << 40 | (plan.start_sample + frames * 1024))
+        counts = high - low
+        pair_segment = np.repeat(np.arange(len(plan.piece)), counts)
+        pair_note = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(low, counts)
+        onset, offset = table.onset[pair_note], table.offset[pair_note]
+        key_index = table.key[pair_note].astype(np.int64) - 21
+        velocity = table.velocity[pair_note].astype(np.int64)
+        start = plan.start_sample[pair_segment]
+        frame_start = start[:, None] + np.arange(frames)[None, :] * 1024
+        centre = frame_start + 512
+        active = (onset[:, None] <= centre) & (centre < offset[:, None])
+        onset_in = (frame_start <= onset[:, None]) & (onset[:, None] < frame_start + 1024)
+        return pair_segment, onset, offset, key_index, velocity, start, active, onset_in
+
+
+class NumpySynth(_NotePairs):
     """The engine's synthesis in vectorized NumPy: no Python loop over notes, segments or samples.
 
     Same rules: notes that can sound in a segment by binary search, layer ``min(floor(v/127 L), L-1)``,
@@ -103,24 +146,8 @@ class NumpySynth:
     """
 
     def __init__(self, table, bank_list, settings, workers, noise):
-        self.settings = settings
-        self.frames = settings["frames_per_segment"]
-        self.release = synth.release_samples(settings)
+        super().__init__(table, bank_list, settings, workers, trailing_silence=False)
         self.noise = noise
-        self.workers = workers
-        piece_of_note = np.repeat(np.arange(len(table.extent)), np.diff(table.piece_start))
-        self.sort_key = piece_of_note.astype(np.int64) << 40 | table.onset   # sorted: by piece, then onset
-        self.table = table
-        longest = np.zeros(len(table.extent), np.int64)
-        np.maximum.at(longest, piece_of_note, table.offset - table.onset)
-        self.reach = longest + self.release
-        self.audio = np.concatenate([bank.audio for bank in bank_list])
-        bases = np.cumsum([0] + [len(bank.audio) for bank in bank_list[:-1]])
-        self.offsets = np.stack([bank.offsets + base for bank, base in zip(bank_list, bases)])
-        self.lengths = np.stack([bank.lengths for bank in bank_list])
-        self.layer_velocities = np.stack([bank.layer_velocities for bank in bank_list])
-        self.window = scipy.signal.get_window(settings["window"], 1024).astype(np.float32) \
-            if settings["window"] == "hann" else np.ones(1024, np.float32)
         frequencies = np.maximum(np.arange(512), 1) * 44100 / 1024
         self.octaves = np.log2(frequencies / float(settings["augment"]["tilt_pivot_hz"])).astype(np.float32)
 
@@ -142,22 +169,7 @@ class NumpySynth:
         frames, table = self.frames, self.table
         segments = len(plan.piece)
         rows = segments * frames
-        span = frames * 1024
-        # (segment, note) pairs: notes that can sound in the segment
-        low = np.searchsorted(self.sort_key, plan.piece << 40 | np.maximum(plan.start_sample - self.reach[plan.piece], 0))
-        high = np.searchsorted(self.sort_key, plan.piece << 40 | (plan.start_sample + span))
-        counts = high - low
-        pair_segment = np.repeat(np.arange(segments), counts)
-        pair_note = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(low, counts)
-        onset, offset = table.onset[pair_note], table.offset[pair_note]
-        key_index = table.key[pair_note].astype(np.int64) - 21
-        velocity = table.velocity[pair_note].astype(np.int64)
-        start = plan.start_sample[pair_segment]
-        # flags from the notes, for every frame of every pair
-        frame_start = start[:, None] + np.arange(frames)[None, :] * 1024
-        centre = frame_start + 512
-        active = (onset[:, None] <= centre) & (centre < offset[:, None])
-        onset_in = (frame_start <= onset[:, None]) & (onset[:, None] < frame_start + 1024)
+        pair_segment, onset, offset, key_index, velocity, start, active, onset_in = self._note_pairs(plan)
         row_of = pair_segment[:, None] * frames + np.arange(frames)[None, :]
         key_active = np.zeros((rows, 88), np.uint8)
         key_onset = np.zeros((rows, 88), np.uint8)
@@ -178,7 +190,7 @@ class NumpySynth:
         first = np.clip((onset - start) // 1024, 0, frames)
         last = np.clip((audible_end - start + 1023) // 1024, 0, frames)
         voice_counts = np.where(length > 1, np.maximum(last - first, 0), 0)
-        voice_pair = np.repeat(np.arange(len(pair_note)), voice_counts)
+        voice_pair = np.repeat(np.arange(len(pair_segment)), voice_counts)
         voice_frame = (np.arange(voice_counts.sum()) - np.repeat(np.cumsum(voice_counts) - voice_counts, voice_counts)
                        + np.repeat(first, voice_counts))
         # voices in (row, key) order, so each key's signal is a run of consecutive voices
@@ -220,7 +232,7 @@ class NumpySynth:
         return fft_magnitude, key_energy, key_active, key_onset
 
 
-class PlainNumpySynth:
+class PlainNumpySynth(_NotePairs):
     """The fair baseline: the same plan without augmentation, written the way a good NumPy programmer would.
 
     No detune, noise, tilt or segment gain, so every voice is a straight read of its recording: one fancy
@@ -233,24 +245,7 @@ class PlainNumpySynth:
     """
 
     def __init__(self, table, bank_list, settings, workers):
-        self.settings = settings
-        self.frames = settings["frames_per_segment"]
-        self.release = synth.release_samples(settings)
-        self.workers = workers
-        piece_of_note = np.repeat(np.arange(len(table.extent)), np.diff(table.piece_start))
-        self.sort_key = piece_of_note.astype(np.int64) << 40 | table.onset   # sorted: by piece, then onset
-        self.table = table
-        longest = np.zeros(len(table.extent), np.int64)
-        np.maximum.at(longest, piece_of_note, table.offset - table.onset)
-        self.reach = longest + self.release
-        self.audio = np.concatenate([bank.audio for bank in bank_list] + [np.zeros(1, np.float32)])
-        self.silence = len(self.audio) - 1                      # index of the appended zero sample
-        bases = np.cumsum([0] + [len(bank.audio) for bank in bank_list[:-1]])
-        self.offsets = np.stack([bank.offsets + base for bank, base in zip(bank_list, bases)])
-        self.lengths = np.stack([bank.lengths for bank in bank_list])
-        self.layer_velocities = np.stack([bank.layer_velocities for bank in bank_list])
-        self.window = scipy.signal.get_window(settings["window"], 1024).astype(np.float32) \
-            if settings["window"] == "hann" else np.ones(1024, np.float32)
+        super().__init__(table, bank_list, settings, workers, trailing_silence=True)
 
     def synthesize(self, plan, fft_dtype):
         if not (np.all(plan.gain == 1) and np.all(plan.detune_ratio == 1) and np.all(plan.noise_amplitude == 0)
@@ -259,21 +254,7 @@ class PlainNumpySynth:
         frames, table, release = self.frames, self.table, self.release
         segments = len(plan.piece)
         rows = segments * frames
-        # (segment, note) pairs: notes that can sound in the segment
-        low = np.searchsorted(self.sort_key, plan.piece << 40 | np.maximum(plan.start_sample - self.reach[plan.piece], 0))
-        high = np.searchsorted(self.sort_key, plan.piece << 40 | (plan.start_sample + frames * 1024))
-        counts = high - low
-        pair_segment = np.repeat(np.arange(segments), counts)
-        pair_note = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(low, counts)
-        onset, offset = table.onset[pair_note], table.offset[pair_note]
-        key_index = table.key[pair_note].astype(np.int64) - 21
-        velocity = table.velocity[pair_note].astype(np.int64)
-        start = plan.start_sample[pair_segment]
-        # flags from the notes, for every frame of every pair
-        frame_start = start[:, None] + np.arange(frames)[None, :] * 1024
-        centre = frame_start + 512
-        active = (onset[:, None] <= centre) & (centre < offset[:, None])
-        onset_in = (frame_start <= onset[:, None]) & (onset[:, None] < frame_start + 1024)
+        pair_segment, onset, offset, key_index, velocity, start, active, onset_in = self._note_pairs(plan)
         pair_cell = (pair_segment[:, None] * frames + np.arange(frames)[None, :]) * 88 + key_index[:, None]
         key_active = np.zeros(rows * 88, np.uint8)
         key_onset = np.zeros(rows * 88, np.uint8)
@@ -292,7 +273,7 @@ class PlainNumpySynth:
         first = np.clip((onset - start) // 1024, 0, frames)
         last = np.clip((onset + audible - start + 1023) // 1024, 0, frames)
         voice_counts = np.maximum(last - first, 0)
-        voice_pair = np.repeat(np.arange(len(pair_note)), voice_counts)
+        voice_pair = np.repeat(np.arange(len(pair_segment)), voice_counts)
         voice_frame = (np.arange(voice_counts.sum()) - np.repeat(np.cumsum(voice_counts) - voice_counts, voice_counts)
                        + np.repeat(first, voice_counts))
         voice_cell = (pair_segment[voice_pair] * frames + voice_frame) * 88 + key_index[voice_pair]
