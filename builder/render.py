@@ -103,8 +103,18 @@ def fft_magnitude_of_audio(audio: np.ndarray, window: str, threads: int = 0) -> 
     frames = -(-len(audio) // BUFFER_SIZE)
     buffers = np.zeros(frames * BUFFER_SIZE, dtype=np.float32)
     buffers[:len(audio)] = audio
-    fft_magnitude = np.empty((frames, BUFFER_SIZE // 2), dtype=np.float32)
-    new_engine(threads).analyze(buffers.reshape(frames, BUFFER_SIZE), fft_magnitude, window)
+    return fft_magnitude_of_buffers(buffers.reshape(frames, BUFFER_SIZE), window, threads)
+
+
+def fft_magnitude_of_buffers(buffers: np.ndarray, window: str, threads: int = 0) -> np.ndarray:
+    """``[n, 1024]`` buffers -> ``[n, 512]`` float32 FFT magnitudes by the engine code that wrote the dataset.
+
+    Inference featurizes through this too, so a model sees at inference exactly the numbers it trained on
+    (and the engine's batched pocketfft is ~3x faster than scipy.fft + abs for this shape, one buffer included).
+    """
+    buffers = np.ascontiguousarray(buffers, dtype=np.float32)
+    fft_magnitude = np.empty((buffers.shape[0], BUFFER_SIZE // 2), dtype=np.float32)
+    new_engine(threads).analyze(buffers, fft_magnitude, window)
     return fft_magnitude
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import scipy.fft
 import scipy.signal
 
 from builder.errors import UserError
@@ -46,13 +45,17 @@ def analysis_window(window: str, size: int = BUFFER_SIZE) -> np.ndarray:
 def fft_magnitude_of_buffers(buffers: np.ndarray, window: str, workers: int = -1) -> np.ndarray:
     """``|rfft(window * buffer)|`` bins 0..511 of ``[n, 1024]`` buffers -> ``[n, 512]`` float32.
 
-    The Nyquist bin is dropped, as in the store. Batched pocketfft through ``scipy.fft`` (threads: ``workers``).
+    The Nyquist bin is dropped, as in the store. Computed by the synthesizer engine's own FFT code
+    (``builder.render.fft_magnitude_of_buffers``), so inference sees the very numbers training saw;
+    ``workers`` threads (-1: all cores).
     """
+    from builder.render import fft_magnitude_of_buffers as engine_fft_magnitude
+
     buffers = np.asarray(buffers, dtype=np.float32)
     if buffers.ndim != 2 or buffers.shape[1] != BUFFER_SIZE:
         raise ValueError(f"buffers: expected shape [n, {BUFFER_SIZE}], got {list(buffers.shape)}")
-    spectrum = scipy.fft.rfft(buffers * analysis_window(window), axis=1, workers=workers)
-    return np.abs(spectrum[:, :N_BINS]).astype(np.float32)
+    analysis_window(window)  # validates the name
+    return engine_fft_magnitude(buffers, window, threads=max(int(workers), 0))
 
 
 def frames_from_audio(audio: np.ndarray) -> np.ndarray:
