@@ -77,7 +77,7 @@ def measure_codecs(buffers: synth.ShardBuffers, folder: Path, repeats: int) -> N
 def measure_chunks(buffers: synth.ShardBuffers, folder: Path, repeats: int) -> None:
     rows = len(buffers.key_energy)
     fft = buffers.fft_magnitude.astype(np.float16)
-    print(f"\nchunk size, fft_magnitude (blosc-lz4:1 bitshuffle) and key_energy (zstd:3)")
+    print("\nchunk size, fft_magnitude (blosc-lz4:1 bitshuffle) and key_energy (zstd:3)")
     for chunk_rows in (1024, 4096, 16384):
         storage = {"fft_dtype": "float16", "chunk_rows": chunk_rows, "shard_rows": rows, "codec": "zstd", "level": 3,
                    "shuffle": "bitshuffle", "fft_codec": "blosc-lz4", "fft_level": 1}

@@ -166,7 +166,7 @@ class NumpySynth(_NotePairs):
         return np.where(inside, gain[:, None] * envelope * (below + fraction * (above - below)), np.float32(0))
 
     def synthesize(self, plan, fft_dtype):
-        frames, table = self.frames, self.table
+        frames = self.frames
         segments = len(plan.piece)
         rows = segments * frames
         pair_segment, onset, offset, key_index, velocity, start, active, onset_in = self._note_pairs(plan)
@@ -251,7 +251,7 @@ class PlainNumpySynth(_NotePairs):
         if not (np.all(plan.gain == 1) and np.all(plan.detune_ratio == 1) and np.all(plan.noise_amplitude == 0)
                 and np.all(plan.tilt_db == 0)):
             raise ValueError("PlainNumpySynth renders unaugmented plans only")
-        frames, table, release = self.frames, self.table, self.release
+        frames, release = self.frames, self.release
         segments = len(plan.piece)
         rows = segments * frames
         pair_segment, onset, offset, key_index, velocity, start, active, onset_in = self._note_pairs(plan)
