@@ -10,7 +10,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from builder.errors import UserError
+from builder.errors import UserError, one_line
 
 T = TypeVar("T")
 
@@ -39,11 +39,6 @@ def run_reporting_errors(action: Callable[[], T], debug: bool) -> T:
     except (UserError, FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError) as error:
         if debug:
             raise
-        console.print(f"[red]error:[/red] {_one_line(error)}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {one_line(error)}", soft_wrap=True)
         sys.exit(1)
 
-
-def _one_line(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.filename is not None:
-        return f"{error.filename}: {error.strerror or error}"
-    return " ".join(str(error).split())

@@ -7,3 +7,10 @@ class UserError(Exception):
     The message must name the file or parameter and say what is wrong with it, in one line.
     CLIs print it and exit with a non-zero code; ``--debug`` shows the traceback.
     """
+
+
+def one_line(error: BaseException) -> str:
+    """The message a user sees for an expected failure: one line, naming the file for an OS error."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return " ".join(str(error).split())

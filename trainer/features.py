@@ -54,7 +54,8 @@ def fft_magnitude_of_buffers(buffers: np.ndarray, window: str, workers: int = -1
     buffers = np.asarray(buffers, dtype=np.float32)
     if buffers.ndim != 2 or buffers.shape[1] != BUFFER_SIZE:
         raise ValueError(f"buffers: expected shape [n, {BUFFER_SIZE}], got {list(buffers.shape)}")
-    analysis_window(window)  # validates the name
+    if window not in WINDOWS:
+        raise UserError(f"window: expected one of {', '.join(WINDOWS)}, got {window!r}")
     return engine_fft_magnitude(buffers, window, threads=max(int(workers), 0))
 
 

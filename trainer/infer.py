@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.errors import UserError
+from builder.errors import UserError, one_line
 from trainer import outputs
 from trainer.transcribe import DecodeSettings, FrameModel, Transcription, transcribe_file
 
@@ -55,14 +55,9 @@ def infer_files(paths: list[Path], frame_model: FrameModel, decode: DecodeSettin
                                                                        transcription.onset_probability})
             result.transcription = transcription
         except (UserError, OSError) as error:
-            result.error = _one_line(error)
+            result.error = one_line(error)
         result.total_wall_seconds = time.perf_counter() - started
         results.append(result)
         report(result)
     return results
 
-
-def _one_line(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.filename is not None:
-        return f"{error.filename}: {error.strerror or error}"
-    return " ".join(str(error).split())
