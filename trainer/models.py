@@ -128,13 +128,21 @@ class SpectralEnvelopeAugment(keras.layers.Layer):
     random ones: ``control_points`` gains uniform in +-``max_db``, spaced evenly on a log-frequency axis and
     interpolated linearly between them. One envelope per sequence (the same for all its frames); at
     inference the layer passes its input through.
+
+    ``bass_cut_db`` > 0 adds a random bass cut per sequence: a 12 dB/octave slope below a corner drawn
+    log-uniformly in ``BASS_CUT_CORNER_HZ``, at most a depth drawn uniformly in [0, ``bass_cut_db``]. Why: a
+    grand's lowest octaves radiate little at their fundamental, while the SoundFont pianos we train on are
+    strongest there; without it the model learns "no fundamental -> the octave above".
     """
 
-    def __init__(self, max_db: float, control_points: int = 8, seed: int = 0, **kwargs):
+    BASS_CUT_CORNER_HZ = (40.0, 300.0)
+
+    def __init__(self, max_db: float, control_points: int = 8, seed: int = 0, bass_cut_db: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.max_db = float(max_db)
         self.control_points = int(control_points)
         self.seed = int(seed)
+        self.bass_cut_db = float(bass_cut_db)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         octaves = np.log2(np.maximum(np.arange(N_BINS), 1.0))  # bin 0 and 1 share the lowest point
         positions = octaves / octaves.max() * (self.control_points - 1)
@@ -146,12 +154,19 @@ class SpectralEnvelopeAugment(keras.layers.Layer):
         self.interpolation = interpolation
 
     def call(self, fft_magnitude, training=None):
-        if not training or self.max_db <= 0:
+        if not training or (self.max_db <= 0 and self.bass_cut_db <= 0):
             return fft_magnitude
         batch = keras.ops.shape(fft_magnitude)[0]
         gains_db = keras.random.uniform((batch, 1, self.control_points), -self.max_db, self.max_db,
                                         seed=self.seed_generator)
         envelope_db = keras.ops.matmul(gains_db, keras.ops.convert_to_tensor(self.interpolation))
+        if self.bass_cut_db > 0:
+            low, high = np.log2(self.BASS_CUT_CORNER_HZ)
+            corner_octave = keras.random.uniform((batch, 1, 1), low, high, seed=self.seed_generator)
+            depth_db = keras.random.uniform((batch, 1, 1), 0.0, self.bass_cut_db, seed=self.seed_generator)
+            bin_octave = np.log2(np.maximum(np.arange(N_BINS), 0.5) * SAMPLE_RATE / BUFFER_SIZE).astype(np.float32)
+            octaves_below = keras.ops.maximum(corner_octave - keras.ops.convert_to_tensor(bin_octave), 0.0)
+            envelope_db = envelope_db - keras.ops.minimum(12.0 * octaves_below, depth_db)
         return fft_magnitude * keras.ops.power(10.0, envelope_db / 20.0)
 
     def compute_output_shape(self, input_shape):
@@ -159,42 +174,59 @@ class SpectralEnvelopeAugment(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_db": self.max_db, "control_points": self.control_points,
-                "seed": self.seed}
+                "seed": self.seed, "bass_cut_db": self.bass_cut_db}
 
 
 @keras.saving.register_keras_serializable(package="pianoscribe")
 class HarmonicSampler(keras.layers.Layer):
-    """``[batch, time, 512]`` features -> ``[batch, time, 88, harmonics]``: each key's features at its first
-    partials (``h * f0``, linear interpolation between bins; 0 above the last bin).
+    """``[batch, time, 512]`` features -> ``[batch, time, 88, positions]``: each key's features at multiples of
+    its fundamental (linear interpolation between bins; 0 above the last bin).
+
+    ``harmonics`` = 8 and ``divisions`` = (1,) read the first 8 partials. ``divisions`` (2, 3) add the points
+    n f0 / 2 and n f0 / 3 up to ``harmonics`` f0: where the partials of the notes an octave and a twelfth
+    below would be. Why: a key's own partials are also the even partials of the key an octave down; energy at
+    1.5 f0, 2.5 f0, ... tells the per-key filter that the lower note, not this one, is sounding (octave
+    errors were a third of the extra frames on the held-out piano).
 
     A fixed (untrained) matrix: the layout of partials is the same on every piano, so what is learned on
     top of it is shared by all keys and does not depend on one instrument's timbre.
     """
 
-    def __init__(self, harmonics: int, **kwargs):
+    def __init__(self, harmonics: int, divisions: tuple[int, ...] | list[int] = (1,), **kwargs):
         super().__init__(**kwargs)
         self.harmonics = int(harmonics)
+        self.divisions = tuple(int(division) for division in divisions)
+        self.multiples = harmonic_multiples(self.harmonics, self.divisions)
         fundamentals = 440.0 * 2.0 ** ((np.arange(N_KEYS) + 21 - 69) / 12.0)
-        positions = fundamentals[:, None] * np.arange(1, self.harmonics + 1) / (SAMPLE_RATE / BUFFER_SIZE)
-        sampler = np.zeros((N_BINS, N_KEYS, self.harmonics), np.float32)
+        positions = fundamentals[:, None] * self.multiples / (SAMPLE_RATE / BUFFER_SIZE)
+        n_positions = len(self.multiples)
+        sampler = np.zeros((N_BINS, N_KEYS, n_positions), np.float32)
         below = np.floor(positions).astype(int)
         weight_above = (positions - below).astype(np.float32)
-        keys, partials = np.meshgrid(np.arange(N_KEYS), np.arange(self.harmonics), indexing="ij")
+        keys, points = np.meshgrid(np.arange(N_KEYS), np.arange(n_positions), indexing="ij")
         inside = below + 1 < N_BINS
-        sampler[below[inside], keys[inside], partials[inside]] = 1.0 - weight_above[inside]
-        sampler[below[inside] + 1, keys[inside], partials[inside]] = weight_above[inside]
-        self.sampler = sampler.reshape(N_BINS, N_KEYS * self.harmonics)
+        sampler[below[inside], keys[inside], points[inside]] = 1.0 - weight_above[inside]
+        sampler[below[inside] + 1, keys[inside], points[inside]] = weight_above[inside]
+        self.sampler = sampler.reshape(N_BINS, N_KEYS * n_positions)
 
     def call(self, features):
         sampled = keras.ops.matmul(features, keras.ops.convert_to_tensor(self.sampler))
         shape = keras.ops.shape(features)
-        return keras.ops.reshape(sampled, (shape[0], shape[1], N_KEYS, self.harmonics))
+        return keras.ops.reshape(sampled, (shape[0], shape[1], N_KEYS, len(self.multiples)))
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[1], N_KEYS, self.harmonics)
+        return (input_shape[0], input_shape[1], N_KEYS, len(self.multiples))
 
     def get_config(self):
-        return {**super().get_config(), "harmonics": self.harmonics}
+        return {**super().get_config(), "harmonics": self.harmonics, "divisions": list(self.divisions)}
+
+
+def harmonic_multiples(harmonics: int, divisions: tuple[int, ...]) -> np.ndarray:
+    """Sorted distinct multiples ``n / d`` of f0 in (0, ``harmonics``] for each division ``d``."""
+    if not divisions or min(divisions) < 1:
+        raise UserError(f"fit.context.harmonic_divisions: expected positive integers, got {list(divisions)}")
+    multiples = {round(n / division, 9) for division in divisions for n in range(1, harmonics * division + 1)}
+    return np.array(sorted(multiples), dtype=np.float64)
 
 
 def build_model(arch: str, settings: dict[str, Any], info: ModelInfo, feature_mean: np.ndarray,
@@ -204,8 +236,9 @@ def build_model(arch: str, settings: dict[str, Any], info: ModelInfo, feature_me
         raise UserError(f"fit.arch: expected one of {', '.join(ARCHITECTURES)}, got {arch!r}")
     fft_magnitude = keras.Input(shape=(None, N_BINS), name="fft_magnitude", dtype="float32")
     passed = ModelInfoLayer(info.to_dict(), name=INFO_LAYER_NAME)(fft_magnitude)
-    if arch == "context" and settings["context"].get("envelope_db", 0) > 0:
-        passed = SpectralEnvelopeAugment(settings["context"]["envelope_db"], seed=int(settings["seed"]),
+    envelope_db, bass_cut_db = (settings["context"].get(name, 0.0) for name in ("envelope_db", "bass_cut_db"))
+    if arch == "context" and (envelope_db > 0 or bass_cut_db > 0):
+        passed = SpectralEnvelopeAugment(envelope_db, seed=int(settings["seed"]), bass_cut_db=bass_cut_db,
                                          name="envelope_augment")(passed)
     features = SpectralFeatures(settings["compression"], feature_mean, feature_std,
                                 name=FEATURES_LAYER_NAME)(passed)
@@ -272,7 +305,8 @@ def _context_trunk(features, settings, info: ModelInfo):
 
 def _harmonic_branch(features, config, info: ModelInfo):
     """Per key: its partials over ``context_frames`` frames and its neighbour keys, weights shared by all keys."""
-    partials = HarmonicSampler(config["harmonics"], name="harmonic_sampler")(features)
+    partials = HarmonicSampler(config["harmonics"], config.get("harmonic_divisions", [1]),
+                               name="harmonic_sampler")(features)
     if info.context_frames > 1:
         partials = FrameContextPadding(info.context_frames, info.lookahead_frames,
                                        name="harmonic_time_padding")(partials)
@@ -297,7 +331,7 @@ def macs_per_frame(model: keras.Model) -> int:
             fan_in = int(layer.kernel.shape[0])
             per_frame_outputs = int(np.prod(layer.output.shape[2:]))
         elif isinstance(layer, HarmonicSampler):
-            fan_in, per_frame_outputs = N_BINS, N_KEYS * layer.harmonics  # a dense matmul by a fixed matrix
+            fan_in, per_frame_outputs = N_BINS, N_KEYS * len(layer.multiples)  # a dense matmul by a fixed matrix
         else:
             continue
         total += fan_in * per_frame_outputs

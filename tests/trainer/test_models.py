@@ -138,3 +138,28 @@ def test_harmonic_sampler_reads_each_key_at_its_partials():
     a4 = 69 - 21
     np.testing.assert_allclose(sampled[a4], 440.0 * np.arange(1, 7), rtol=1e-5)
     assert sampled[87, 5] == 0  # C8's 6th partial (25 kHz) is above the last bin (22 kHz)
+
+
+def test_bass_cut_augmentation_cuts_only_below_its_corner():
+    layer = models.SpectralEnvelopeAugment(0.0, seed=2, bass_cut_db=30.0)
+    magnitude = np.ones((64, 1, 512), np.float32)
+    np.testing.assert_array_equal(np.asarray(layer(magnitude, training=False)), magnitude)
+    gain_db = 20 * np.log10(np.asarray(layer(magnitude, training=True))[:, 0])
+    corner_bin = int(np.ceil(models.SpectralEnvelopeAugment.BASS_CUT_CORNER_HZ[1] / (44100 / 1024)))
+    np.testing.assert_allclose(gain_db[:, corner_bin:], 0.0, atol=1e-4)   # nothing above the highest corner
+    assert gain_db.min() >= -30.0 - 1e-3 and gain_db[:, 1].min() < -10.0  # bounded depth, real cuts at 43 Hz
+    assert np.all(np.diff(gain_db[:, 1:corner_bin], axis=1) >= -1e-4)      # a high-pass: gain rises with frequency
+    restored = models.SpectralEnvelopeAugment.from_config(layer.get_config())
+    assert restored.bass_cut_db == 30.0
+
+
+def test_harmonic_sampler_divisions_add_the_partials_of_lower_octaves():
+    sampler = models.HarmonicSampler(3, divisions=[1, 2])
+    np.testing.assert_allclose(sampler.multiples, [0.5, 1, 1.5, 2, 2.5, 3])
+    features = np.zeros((1, 1, 512), np.float32)
+    features[0, 0] = np.arange(512) * 44100 / 1024
+    sampled = np.asarray(sampler(features))[0, 0]
+    np.testing.assert_allclose(sampled[69 - 21], 440.0 * sampler.multiples, rtol=1e-5)
+    assert models.HarmonicSampler.from_config(sampler.get_config()).divisions == (1, 2)
+    with pytest.raises(UserError, match="harmonic_divisions"):
+        models.HarmonicSampler(3, divisions=[0])
