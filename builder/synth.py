@@ -48,13 +48,13 @@ HASH_CACHE_NAME = "sha256.json"     # in data/cache: file hashes by (path, size,
 
 # Mirrors params.yaml section `synth` (params.yaml wins; this is what a missing params.yaml means).
 DEFAULT_SETTINGS: dict[str, Any] = {
-    "n": 200000,
+    "n": 1000000,
     "seed": 0,
     "threads": 0,
     "frames_per_segment": 16,
     "test_fraction": 0.15,
     "corpora": ["chorales", "procedural"],
-    "train_banks": ["timgm6mb", "merlin"],
+    "train_banks": ["timgm6mb", "merlin", "modal", "modal-1", "modal-2", "modal-3"],
     "test_banks": ["steinway"],
     "window": "hann",
     "release_seconds": 0.08,

@@ -29,7 +29,7 @@ from trainer import models
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "arch": "context",
-    "epochs": 10,
+    "epochs": 15,
     "batch_size": 256,
     "learning_rate": 0.001,
     "lr_schedule": "cosine",
@@ -47,8 +47,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "min_note_seconds": 0.05,
     "reference": {"dropout": 0.5},
     "context": {"freq_filters": [8], "freq_kernel": 5, "freq_pool": 2, "frame_units": 256,
-                "context_units": 256, "dropout": 0.2, "envelope_db": 12.0, "bass_cut_db": 0.0,
-                "harmonics": 8, "harmonic_divisions": [1], "harmonic_filters": 8},
+                "context_units": 256, "dropout": 0.2, "envelope_db": 12.0, "bass_cut_db": 30.0,
+                "harmonics": 8, "harmonic_divisions": [1, 2, 3], "harmonic_filters": 8},
 }
 
 THRESHOLDS = np.array([0.01, 0.02, 0.03, 0.05, 0.07, *np.round(np.arange(0.1, 0.96, 0.05), 2)], dtype=np.float32)
