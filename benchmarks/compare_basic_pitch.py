@@ -94,9 +94,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("metrics/compare_basic_pitch.json"))
     parser.add_argument("--onset-threshold", type=float, help="override params.yaml evaluate.onset_threshold")
     parser.add_argument("--frame-threshold", type=float, help="override params.yaml evaluate.frame_threshold")
+    parser.add_argument("--skip", type=int, default=0,
+                        help="leave out the first N pieces (e.g. `trainer evaluate --pieces 24` then --skip 12: "
+                             "pieces no recipe was chosen on)")
     args = parser.parse_args()
 
-    pieces = read_test_pieces(args.eval_dir)
+    pieces = read_test_pieces(args.eval_dir)[args.skip:]
+    if not pieces:
+        sys.exit(f"{args.eval_dir}: no pieces left after --skip {args.skip}")
     import soundfile
 
     n_frames = [-(-soundfile.info(str(piece.audio_path)).frames // BUFFER_SIZE) for piece in pieces]
