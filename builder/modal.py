@@ -47,7 +47,7 @@ class ModalPiano:
     strike_position: float                   # hammer position as a fraction of the string length
     soundboard_highpass_hz: float            # radiation high-pass corner (order 2)
     formant_db: tuple[float, ...]            # smooth radiation curve: dB at ``FORMANT_HZ``
-    rolloff_bass: float                      # partial amplitudes fall as 1 / n ** this at A0 (a flat string spectrum) ...
+    rolloff_bass: float                      # partial amplitudes fall as 1 / n ** this at A0 (near-flat) ...
     rolloff_treble: float                    # ... and this from C4 up, before the hammer filter
     brightness_ff: float                     # hammer cutoff at velocity 127, in kHz at C4 (scaled by f0 ** 0.25)
     brightness_pp: float                     # ... and at velocity 1
@@ -128,7 +128,8 @@ def partial_weights(instrument: ModalPiano, key: int, velocity: float, frequency
     """Initial amplitude of each partial for one hammer blow (before loudness normalization)."""
     numbers = np.arange(1, frequency_hz.shape[0] + 1, dtype=np.float64)
     strength = velocity / 127.0
-    log_cutoff = np.log(instrument.brightness_pp) + strength * np.log(instrument.brightness_ff / instrument.brightness_pp)
+    log_cutoff = (np.log(instrument.brightness_pp)
+                  + strength * np.log(instrument.brightness_ff / instrument.brightness_pp))
     cutoff_hz = 1000.0 * np.exp(log_cutoff) * (fundamental_hz(instrument, key) / 261.6) ** 0.25
     cutoff_hz = max(cutoff_hz, 1.5 * frequency_hz[0])
     hammer = 1.0 / (1.0 + (frequency_hz / cutoff_hz) ** 4)
@@ -143,7 +144,8 @@ def decay_rates(instrument: ModalPiano, key: int, frequency_hz: np.ndarray) -> n
     t60_fundamental = instrument.decay_seconds_c4 * (261.6 / fundamental_hz(instrument, key)) ** 0.6
     t60_fundamental = float(np.clip(t60_fundamental, 0.8, 30.0))
     rate_fundamental = np.log(1000.0) / t60_fundamental
-    return rate_fundamental * (1.0 + (frequency_hz / 4000.0) ** 1.5 + 0.3 * (frequency_hz / frequency_hz[0] - 1.0) ** 0.5)
+    partial_ratio = frequency_hz / frequency_hz[0]
+    return rate_fundamental * (1.0 + (frequency_hz / 4000.0) ** 1.5 + 0.3 * (partial_ratio - 1.0) ** 0.5)
 
 
 def render_key(instrument: ModalPiano, key: int, velocities: np.ndarray, n_samples: int,
@@ -153,7 +155,8 @@ def render_key(instrument: ModalPiano, key: int, velocities: np.ndarray, n_sampl
     time = np.arange(n_samples, dtype=np.float64) / SAMPLE_RATE
     rates = decay_rates(instrument, key, frequency_hz)
     phases = rng.uniform(0.0, 2.0 * np.pi, frequency_hz.shape[0])
-    beat_hz = frequency_hz * (2.0 ** (instrument.detune_cents * rng.uniform(0.5, 1.5, frequency_hz.shape[0]) / 1200.0) - 1.0)
+    detune_cents = instrument.detune_cents * rng.uniform(0.5, 1.5, frequency_hz.shape[0])
+    beat_hz = frequency_hz * (2.0 ** (detune_cents / 1200.0) - 1.0)
     beat_phases = rng.uniform(0.0, 2.0 * np.pi, frequency_hz.shape[0])
     attack = np.minimum(time / ATTACK_SECONDS, 1.0)
     waveforms = np.empty((frequency_hz.shape[0], n_samples), dtype=np.float32)
@@ -170,7 +173,7 @@ def render_key(instrument: ModalPiano, key: int, velocities: np.ndarray, n_sampl
         tone = weights.astype(np.float32) @ waveforms
         strength = float(velocity) / 127.0
         thump_gain = 10.0 ** ((instrument.thump_db - 12.0 * (1.0 - strength)) / 20.0)
-        tone += np.float32(thump_gain * np.sqrt(np.mean(tone[:2205] ** 2)) + 0.0) * thump
+        tone += np.float32(thump_gain * np.sqrt(np.mean(tone[:2205] ** 2))) * thump  # re the first 50 ms
         recordings.append(tone.astype(np.float32))
     return recordings
 
