@@ -152,6 +152,8 @@ class SpectralEnvelopeAugment(keras.layers.Layer):
         interpolation[below, np.arange(N_BINS)] = 1.0 - weight_above
         interpolation[below + 1, np.arange(N_BINS)] = weight_above
         self.interpolation = interpolation
+        bin_hz = np.maximum(np.arange(N_BINS), 0.5) * SAMPLE_RATE / BUFFER_SIZE  # bin 0 counts as half a bin
+        self.bin_octave = np.log2(bin_hz).astype(np.float32)
 
     def call(self, fft_magnitude, training=None):
         if not training or (self.max_db <= 0 and self.bass_cut_db <= 0):
@@ -164,8 +166,7 @@ class SpectralEnvelopeAugment(keras.layers.Layer):
             low, high = np.log2(self.BASS_CUT_CORNER_HZ)
             corner_octave = keras.random.uniform((batch, 1, 1), low, high, seed=self.seed_generator)
             depth_db = keras.random.uniform((batch, 1, 1), 0.0, self.bass_cut_db, seed=self.seed_generator)
-            bin_octave = np.log2(np.maximum(np.arange(N_BINS), 0.5) * SAMPLE_RATE / BUFFER_SIZE).astype(np.float32)
-            octaves_below = keras.ops.maximum(corner_octave - keras.ops.convert_to_tensor(bin_octave), 0.0)
+            octaves_below = keras.ops.maximum(corner_octave - keras.ops.convert_to_tensor(self.bin_octave), 0.0)
             envelope_db = envelope_db - keras.ops.minimum(12.0 * octaves_below, depth_db)
         return fft_magnitude * keras.ops.power(10.0, envelope_db / 20.0)
 
