@@ -814,12 +814,6 @@ STRETCH_CENTS = 15.0                   # stretch tuning: A0 this many cents flat
 STRETCH_JITTER_CENTS = 3.0             # +- per-key random mistuning on top of the curve
 
 
-def stretch_cents(key: int) -> float:
-    """Railsback-like stretch: 0 around E4, a square law to -``STRETCH_CENTS`` at A0 and + at C8."""
-    distance = (key - 64) / 43.0
-    return float(STRETCH_CENTS * np.sign(distance) * distance * distance)
-
-
 def real_bass_variant(bank: Bank, name: str, seed: int = 0) -> Bank:
     """A copy of ``bank`` whose bass looks like a real grand's: weak fundamental, stretch-tuned.
 
@@ -828,7 +822,7 @@ def real_bass_variant(bank: Bank, name: str, seed: int = 0) -> Bank:
     tune; a model trained on those misses real bass notes. Keys below ``REAL_BASS_TOP_KEY`` get a
     ``REAL_BASS_FILTER_ORDER`` Butterworth high-pass at a per-key random multiple of f0 (range
     ``REAL_BASS_CUTOFF_HARMONICS`` at A0, tapering linearly to 1x at A3), then their attack RMS is restored
-    (the key's loudness, hence its energy label, is unchanged); every key is detuned by ``stretch_cents`` +-
+    (the key's loudness, hence its energy label, is unchanged); every key is detuned by ``notes.stretch_cents`` +-
     ``STRETCH_JITTER_CENTS`` (seeded) by soxr resampling. The label stays the key.
     """
     from scipy import signal
@@ -843,7 +837,8 @@ def real_bass_variant(bank: Bank, name: str, seed: int = 0) -> Bank:
     for key_index in range(N_KEYS):
         key = key_index + LOWEST_KEY
         cutoff_harmonics = float(rng.uniform(low, high))
-        cents = stretch_cents(key) + float(rng.uniform(-STRETCH_JITTER_CENTS, STRETCH_JITTER_CENTS))
+        cents = (notes.stretch_cents(key, STRETCH_CENTS, STRETCH_CENTS)
+                 + float(rng.uniform(-STRETCH_JITTER_CENTS, STRETCH_JITTER_CENTS)))
         taper = max(0.0, (REAL_BASS_TOP_KEY - key) / (REAL_BASS_TOP_KEY - LOWEST_KEY))
         multiple = 1.0 + (cutoff_harmonics - 1.0) * taper
         cutoff_hz = notes.key_frequency(key) * multiple if taper > 0 else None

@@ -97,9 +97,8 @@ def describe(instrument: ModalPiano) -> dict:
 
 
 def fundamental_hz(instrument: ModalPiano, key: int) -> float:
-    """Stretch-tuned fundamental: a square law from -``stretch_cents_a0`` at A0 through 0 at E4 to C8."""
-    distance = (key - 64) / 43.0
-    cents = (instrument.stretch_cents_c8 if distance > 0 else instrument.stretch_cents_a0) * distance * abs(distance)
+    """Stretch-tuned fundamental (``notes.stretch_cents`` with this instrument's amounts at A0 and C8)."""
+    cents = notes.stretch_cents(key, instrument.stretch_cents_a0, instrument.stretch_cents_c8)
     return notes.key_frequency(key) * 2.0 ** (cents / 1200.0)
 
 

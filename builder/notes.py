@@ -51,3 +51,11 @@ def is_piano_key(number: int) -> bool:
 def key_frequency(number: int | float) -> float:
     """Equal-tempered fundamental in Hz (A4 = 69 = 440 Hz)."""
     return 440.0 * 2.0 ** ((number - 69) / 12.0)
+
+
+def stretch_cents(number: int | float, flat_at_a0: float, sharp_at_c8: float) -> float:
+    """Railsback-like stretch tuning in cents: a square law in ``(number - 64) / 43``, 0 at E4, ``-flat_at_a0`` at
+    A0 and ``+sharp_at_c8`` 43 keys above E4 (B7; C8 gets 4.7 % more). A real piano's octaves are tuned wide, to
+    match its inharmonic partials."""
+    distance = (number - 64) / 43.0
+    return float((sharp_at_c8 if distance > 0 else flat_at_a0) * distance * abs(distance))

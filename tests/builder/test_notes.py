@@ -42,3 +42,10 @@ def test_piano_range_and_frequency():
     assert not notes.is_piano_key(20) and not notes.is_piano_key(109)
     assert notes.key_frequency(69) == pytest.approx(440.0)
     assert notes.key_frequency(21) == pytest.approx(27.5)
+
+
+def test_stretch_tuning_is_flat_in_the_bass_zero_at_e4_and_sharp_in_the_treble():
+    assert notes.stretch_cents(21, 20.0, 30.0) == pytest.approx(-20.0)
+    assert notes.stretch_cents(64, 20.0, 30.0) == 0.0
+    assert notes.stretch_cents(107, 20.0, 30.0) == pytest.approx(30.0)
+    assert notes.stretch_cents(40, 20.0, 30.0) < notes.stretch_cents(50, 20.0, 30.0) < 0
