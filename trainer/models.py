@@ -31,6 +31,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from builder import notes
 from builder.atomic import atomic_path
 from builder.errors import UserError
 from trainer.features import BUFFER_SIZE, N_BINS, N_KEYS, SAMPLE_RATE, WINDOWS, SpectralFeatures
@@ -198,7 +199,7 @@ class HarmonicSampler(keras.layers.Layer):
         self.harmonics = int(harmonics)
         self.divisions = tuple(int(division) for division in divisions)
         self.multiples = harmonic_multiples(self.harmonics, self.divisions)
-        fundamentals = 440.0 * 2.0 ** ((np.arange(N_KEYS) + 21 - 69) / 12.0)
+        fundamentals = notes.key_frequency(np.arange(notes.LOWEST_KEY, notes.HIGHEST_KEY + 1))
         positions = fundamentals[:, None] * self.multiples / (SAMPLE_RATE / BUFFER_SIZE)
         n_positions = len(self.multiples)
         sampler = np.zeros((N_BINS, N_KEYS, n_positions), np.float32)
