@@ -104,8 +104,9 @@ def main() -> None:
         sys.exit(f"{args.eval_dir}: no pieces left after --skip {args.skip}")
     import soundfile
 
-    n_frames = [-(-soundfile.info(str(piece.audio_path)).frames // BUFFER_SIZE) for piece in pieces]
-    audio_seconds = sum(soundfile.info(str(piece.audio_path)).frames for piece in pieces) / SAMPLE_RATE
+    n_samples = [soundfile.info(str(piece.audio_path)).frames for piece in pieces]
+    n_frames = [-(-samples // BUFFER_SIZE) for samples in n_samples]
+    audio_seconds = sum(n_samples) / SAMPLE_RATE
     references = [piece.notes for piece in pieces]
     piece_ids = [piece.piece_id for piece in pieces]
     print(f"{len(pieces)} held-out pieces, {audio_seconds:.0f} s of audio, from {args.eval_dir} "
