@@ -1,26 +1,39 @@
 # Two entry points: `make run` (set up, run the pipeline on the defaults) and `make test`.
-# Setup is cache-friendly: it reinstalls only when pyproject.toml or native/ changed.
+# Setup is cache-friendly: it reinstalls only when pyproject.toml, the lock or native/ changed.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.setup-done
+# Every dependency is pinned in $(LOCK) (complete, all platforms): the same versions, the same bytes everywhere.
+LOCK := requirements/lock.txt
+LOCK_EXTRAS := --extra test --extra dev
+PIP_VERSION := 26.3
+UV_VERSION := 0.13.9
 NATIVE := $(wildcard native/*.cpp native/*.hpp native/*.h native/CMakeLists.txt native/third_party/*)
 
-.PHONY: setup test run compare bench clean
+.PHONY: setup lock test run compare bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile $(NATIVE)
+$(STAMP): pyproject.toml Makefile $(LOCK) $(NATIVE)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	# build requirements first: the editable install builds without isolation (fast, incremental)
-	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja
+	$(PIP) install --quiet "pip==$(PIP_VERSION)"
+	# every dependency at its locked version, built the normal way (isolated builds for any sdist)
+	$(PIP) install --quiet -r $(LOCK)
 	# tinysoundfont renders SoundFonts; its PyAudio dependency is for live playback only and does not build here
 	$(PIP) install --quiet --no-deps "tinysoundfont==0.3.7"
-	$(PIP) install --quiet --no-build-isolation -e ".[test]"
+	# the project alone without isolation: its build requirements are in the lock, native rebuilds are incremental
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Regenerate the lock on purpose (new dependency, upgrade): uv keeps every pin it can, so the diff is small.
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet "uv==$(UV_VERSION)"
+	$(VENV)/bin/uv pip compile pyproject.toml requirements/build.in $(LOCK_EXTRAS) --universal \
+	    --python-version 3.11 -o $(LOCK)
 
 test: setup
 	$(VENV)/bin/pytest -q

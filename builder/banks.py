@@ -73,6 +73,7 @@ import soxr
 from builder import notes
 from builder.atomic import atomic_path
 from builder.errors import UserError
+from builder.versions import library_versions
 
 FORMAT_VERSION = 1
 SAMPLE_RATE = 44100
@@ -334,6 +335,7 @@ def _assemble(name: str, source: str, recordings: RecordingGrid, settings: dict,
         "settings": dict(settings),
         "normalize_gain": gain,
         "attack_rms_seconds": ATTACK_RMS_SECONDS,
+        "versions": library_versions("numpy", "scipy", "soxr", "soundfile", "tinysoundfont"),
         "processing": (f"mono mean, soxr to {SAMPLE_RATE} Hz, start {PRE_ONSET_SECONDS * 1000:g} ms before the "
                        f"first sample above {ONSET_FRACTION:g} x peak, cap {settings['max_seconds']:g} s, cut "
                        f"where the {ENVELOPE_BLOCK_SECONDS * 1000:g} ms peak envelope falls "

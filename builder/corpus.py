@@ -21,6 +21,7 @@ import numpy as np
 
 from builder.atomic import atomic_path
 from builder.errors import UserError
+from builder.versions import library_versions
 
 NOTE_DTYPE = np.dtype([("onset", "<f8"), ("offset", "<f8"), ("key", "u1"), ("velocity", "u1")])
 LOWEST_KEY = 21
@@ -247,7 +248,8 @@ def build_corpus(sources: Iterable[str], name: str, settings: dict[str, Any], st
     _check_unique_ids(pieces)
     if not pieces:
         raise UserError(f"{', '.join(sources)}: no pieces with notes")
-    attrs = {"sources": source_records, "dropped": dropped.as_dict(), "skipped_files": skipped}
+    attrs = {"sources": source_records, "dropped": dropped.as_dict(), "skipped_files": skipped,
+             "versions": library_versions("music21", "pretty_midi", "mido", "numpy")}
     if len(sources) == 1 and sources[0] in BUILTIN_CORPORA and not Path(sources[0]).exists():
         attrs["builtin"] = builtin_record(sources[0], settings)  # lets ensure_corpus recognize a stale file
     return Corpus(name=name, pieces=pieces, attrs=attrs)

@@ -23,6 +23,7 @@ normalization as recorded banks (``builder.banks``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -104,7 +105,7 @@ def fundamental_hz(instrument: ModalPiano, key: int) -> float:
 
 def inharmonicity(instrument: ModalPiano, key: int) -> float:
     """B of the key's strings, interpolated log-linearly between the instrument's anchor keys."""
-    return float(10.0 ** np.interp(key, INHARMONICITY_KEYS, instrument.log10_inharmonicity))
+    return 10.0 ** float(np.interp(key, INHARMONICITY_KEYS, instrument.log10_inharmonicity))
 
 
 def partial_frequencies(instrument: ModalPiano, key: int) -> np.ndarray:
@@ -119,61 +120,62 @@ def radiation_gain(instrument: ModalPiano, frequency_hz: np.ndarray) -> np.ndarr
     """Soundboard high-pass (order 2) times the smooth formant curve, as a linear amplitude."""
     ratio = (frequency_hz / instrument.soundboard_highpass_hz) ** 2
     highpass = ratio / np.sqrt(1.0 + ratio ** 2)
-    formant_db = np.interp(np.log2(frequency_hz), np.log2(FORMANT_HZ), instrument.formant_db)
-    return highpass * 10.0 ** (formant_db / 20.0)
+    formant_db = np.interp(_libm(math.log2, frequency_hz), _libm(math.log2, np.array(FORMANT_HZ)),
+                           instrument.formant_db)
+    return highpass * _libm(lambda db: 10.0 ** (db / 20.0), formant_db)
 
 
 def partial_weights(instrument: ModalPiano, key: int, velocity: float, frequency_hz: np.ndarray) -> np.ndarray:
     """Initial amplitude of each partial for one hammer blow (before loudness normalization)."""
     numbers = np.arange(1, frequency_hz.shape[0] + 1, dtype=np.float64)
     strength = velocity / 127.0
-    log_cutoff = (np.log(instrument.brightness_pp)
-                  + strength * np.log(instrument.brightness_ff / instrument.brightness_pp))
-    cutoff_hz = 1000.0 * np.exp(log_cutoff) * (fundamental_hz(instrument, key) / 261.6) ** 0.25
-    cutoff_hz = max(cutoff_hz, 1.5 * frequency_hz[0])
-    hammer = 1.0 / (1.0 + (frequency_hz / cutoff_hz) ** 4)
-    comb = np.abs(np.sin(np.pi * numbers * instrument.strike_position)) + 0.05
+    log_cutoff = (math.log(instrument.brightness_pp)
+                  + strength * math.log(instrument.brightness_ff / instrument.brightness_pp))
+    cutoff_hz = 1000.0 * math.exp(log_cutoff) * (fundamental_hz(instrument, key) / 261.6) ** 0.25
+    cutoff_hz = max(cutoff_hz, 1.5 * float(frequency_hz[0]))
+    hammer = 1.0 / (1.0 + np.square(np.square(frequency_hz / cutoff_hz)))
+    comb = np.abs(_libm(math.sin, np.pi * numbers * instrument.strike_position)) + 0.05
     level = 10.0 ** (-instrument.dynamic_range_db * (1.0 - strength) / 20.0)
-    rolloff = np.interp(key, (21, 60), (instrument.rolloff_bass, instrument.rolloff_treble))
-    return level * hammer * comb * numbers ** -rolloff * radiation_gain(instrument, frequency_hz)
+    rolloff = float(np.interp(key, (21, 60), (instrument.rolloff_bass, instrument.rolloff_treble)))
+    return level * hammer * comb * _libm(lambda number: number ** -rolloff, numbers) * radiation_gain(
+        instrument, frequency_hz)
 
 
 def decay_rates(instrument: ModalPiano, key: int, frequency_hz: np.ndarray) -> np.ndarray:
     """Prompt decay rate (1/s, amplitude) of each partial: faster for high keys and high partials."""
     t60_fundamental = instrument.decay_seconds_c4 * (261.6 / fundamental_hz(instrument, key)) ** 0.6
-    t60_fundamental = float(np.clip(t60_fundamental, 0.8, 30.0))
-    rate_fundamental = np.log(1000.0) / t60_fundamental
+    t60_fundamental = min(max(t60_fundamental, 0.8), 30.0)
+    rate_fundamental = math.log(1000.0) / t60_fundamental
     partial_ratio = frequency_hz / frequency_hz[0]
-    return rate_fundamental * (1.0 + (frequency_hz / 4000.0) ** 1.5 + 0.3 * (partial_ratio - 1.0) ** 0.5)
+    return rate_fundamental * (1.0 + _libm(lambda hz: (hz / 4000.0) ** 1.5, frequency_hz)
+                               + 0.3 * np.sqrt(partial_ratio - 1.0))
 
 
 def render_key(instrument: ModalPiano, key: int, velocities: np.ndarray, n_samples: int,
-               rng: np.random.Generator) -> list[np.ndarray]:
+               rng: np.random.Generator, threads: int = 0) -> list[np.ndarray]:
     """One recording per velocity of ``key``: the same partial waveforms, weighted per hammer blow."""
+    import pianoscribe_native
+
     frequency_hz = partial_frequencies(instrument, key)
-    time = np.arange(n_samples, dtype=np.float64) / SAMPLE_RATE
     rates = decay_rates(instrument, key, frequency_hz)
     phases = rng.uniform(0.0, 2.0 * np.pi, frequency_hz.shape[0])
     detune_cents = instrument.detune_cents * rng.uniform(0.5, 1.5, frequency_hz.shape[0])
-    beat_hz = frequency_hz * (2.0 ** (detune_cents / 1200.0) - 1.0)
+    beat_hz = frequency_hz * (_libm(lambda cents: 2.0 ** (cents / 1200.0), detune_cents) - 1.0)
     beat_phases = rng.uniform(0.0, 2.0 * np.pi, frequency_hz.shape[0])
-    attack = np.minimum(time / ATTACK_SECONDS, 1.0)
-    waveforms = np.empty((frequency_hz.shape[0], n_samples), dtype=np.float32)
-    for index, (frequency, rate) in enumerate(zip(frequency_hz, rates)):
-        envelope = ((1.0 - instrument.aftersound_level) * np.exp(-rate * time)
-                    + instrument.aftersound_level * np.exp(-rate / instrument.aftersound_ratio * time))
-        beating = 1.0 - instrument.beating_depth * 0.5 * (1.0 - np.cos(2.0 * np.pi * beat_hz[index] * time
-                                                                        + beat_phases[index]))
-        waveforms[index] = np.sin(2.0 * np.pi * frequency * time + phases[index]) * envelope * beating * attack
+    weights = np.stack([partial_weights(instrument, key, float(velocity), frequency_hz) for velocity in velocities])
+    tones = pianoscribe_native.modal_tones(frequency_hz, phases, rates, beat_hz, beat_phases, weights,
+                                           aftersound_level=instrument.aftersound_level,
+                                           aftersound_ratio=instrument.aftersound_ratio,
+                                           beating_depth=instrument.beating_depth, attack_seconds=ATTACK_SECONDS,
+                                           n_samples=n_samples, threads=threads)
     thump = _thump(n_samples, rng)
     recordings = []
-    for velocity in velocities:
-        weights = partial_weights(instrument, key, float(velocity), frequency_hz)
-        tone = weights.astype(np.float32) @ waveforms
+    for velocity, tone in zip(velocities, tones):
         strength = float(velocity) / 127.0
         thump_gain = 10.0 ** ((instrument.thump_db - 12.0 * (1.0 - strength)) / 20.0)
-        tone += np.float32(thump_gain * np.sqrt(np.mean(tone[:2205] ** 2))) * thump  # re the first 50 ms
-        recordings.append(tone.astype(np.float32))
+        tone = tone.copy()
+        tone += np.float32(thump_gain * math.sqrt(float(np.mean(np.square(tone[:2205], dtype=np.float64))))) * thump
+        recordings.append(tone)
     return recordings
 
 
@@ -183,15 +185,37 @@ def _thump(n_samples: int, rng: np.random.Generator) -> np.ndarray:
 
     length = min(n_samples, int(8 * THUMP_SECONDS * SAMPLE_RATE))
     noise = rng.standard_normal(length)
-    sos = signal.butter(2, float(rng.uniform(300.0, 1500.0)), btype="low", fs=SAMPLE_RATE, output="sos")
-    burst = signal.sosfilt(sos, noise) * np.exp(-np.arange(length) / (THUMP_SECONDS * SAMPLE_RATE))
-    burst /= np.sqrt(np.mean(burst[:int(THUMP_SECONDS * SAMPLE_RATE)] ** 2)) + 1e-12
+    burst = signal.sosfilt(_butterworth_lowpass(float(rng.uniform(300.0, 1500.0))), noise)
+    burst *= _libm(lambda n: math.exp(-n / (THUMP_SECONDS * SAMPLE_RATE)), np.arange(length, dtype=np.float64))
+    burst /= math.sqrt(float(np.mean(np.square(burst[:int(THUMP_SECONDS * SAMPLE_RATE)])))) + 1e-12
     thump = np.zeros(n_samples, dtype=np.float32)
     thump[:length] = burst
     return thump
 
 
-def render_bank(seed: int, keys: list[int], velocities: np.ndarray, n_samples: int) -> tuple[dict, dict]:
+def _butterworth_lowpass(cutoff_hz: float) -> np.ndarray:
+    """The order-2 Butterworth low-pass of ``scipy.signal.butter(2, cutoff_hz, fs=44100, output="sos")`` (bilinear
+    transform with pre-warping), its coefficients from scalar libm so they are the same bits on every machine."""
+    warped = math.tan(math.pi * cutoff_hz / SAMPLE_RATE)
+    norm = 1.0 / (1.0 + math.sqrt(2.0) * warped + warped * warped)
+    b0 = warped * warped * norm
+    return np.array([[b0, 2.0 * b0, b0, 1.0, 2.0 * (warped * warped - 1.0) * norm,
+                      (1.0 - math.sqrt(2.0) * warped + warped * warped) * norm]])
+
+
+def _libm(function, values: np.ndarray) -> np.ndarray:
+    """``function`` (of Python floats: glibc's scalar math) applied to each value.
+
+    Why not numpy's ufuncs: numpy picks its vectorized exp/log/sin/pow per CPU at run time (AVX-512 versions
+    differ from the others in the last bit), and a bank must be the same bytes on every machine; +, -, x, /
+    and sqrt are exactly rounded everywhere, so numpy is used for those.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    return np.array([function(float(value)) for value in values.ravel()], dtype=np.float64).reshape(values.shape)
+
+
+def render_bank(seed: int, keys: list[int], velocities: np.ndarray, n_samples: int,
+                threads: int = 0) -> tuple[dict, dict]:
     """Recordings ``{(key, layer): audio}`` of the instrument drawn from ``seed``, and its description.
 
     Each key has its own random stream (seed, key), so a subset of keys renders the same audio as the whole.
@@ -200,6 +224,6 @@ def render_bank(seed: int, keys: list[int], velocities: np.ndarray, n_samples: i
     recordings = {}
     for key in keys:
         rng = np.random.default_rng([seed, key])
-        for layer, audio in enumerate(render_key(instrument, key, velocities, n_samples, rng)):
+        for layer, audio in enumerate(render_key(instrument, key, velocities, n_samples, rng, threads)):
             recordings[(key, layer)] = audio
     return recordings, describe(instrument)

@@ -22,9 +22,7 @@ clean audio ``trainer evaluate`` renders.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
-import platform
 import re
 import threading
 import time
@@ -491,20 +489,13 @@ def _hash_into(paths: list[Path], hashes: dict[Path, str], cache: dict[str, Any]
 
 
 def versions() -> dict[str, str]:
-    """Versions that shape the data: ours, the engine's, and the libraries on the path."""
+    """Versions that shape the data: ours, the engine's, and the libraries that write it."""
     import pianoscribe_native
-    import zarr
 
-    found = {"pianoscribe": _version("pianoscribe"), "engine": str(pianoscribe_native.__version__),
-             "numpy": np.__version__, "zarr": zarr.__version__, "python": platform.python_version()}
-    return found
+    from builder.versions import library_versions
 
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    return {"engine": str(pianoscribe_native.__version__),
+            **library_versions("pianoscribe", "numpy", "zarr", "numcodecs")}
 
 
 def _print_summary(summary: SynthSummary, out: Path, console: Any) -> None:

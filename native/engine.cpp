@@ -775,12 +775,96 @@ class Engine {
   std::vector<float> noise_;
 };
 
+// ---------------------------------------------------------------------------------------------- modal tones
+
+// The hot loop of the modal pianos (builder/banks/modal.py): for each hammer blow v,
+//   tone[v, n] = sum_p weight[v, p] * sin(w_p n + phase_p) * envelope_p(n) * beating_p(n) * attack(n)
+// with envelope_p(n) = (1 - level) exp(-rate_p n / fs) + level exp(-rate_p n / (ratio fs)) (prompt decay and
+// aftersound), beating_p(n) = 1 - depth / 2 (1 - cos(b_p n + beat_phase_p)) and attack(n) = min(n / attack, 1).
+// Why here and not numpy: the bank must be the same bytes on every machine. A BLAS matrix product sums in an
+// order that depends on the CPU's kernel and thread count, and numpy's vectorized sin/exp are picked per CPU
+// (AVX-512 versions differ in the last bit); here every value comes from glibc's scalar sin/cos/exp at a
+// block's first sample and from +, -, x of per-partial tables inside the block (-ffp-contract=off: no fused
+// multiply-add), summed over partials in their order, in double precision. Blocks run on threads; a block's
+// samples do not depend on which thread ran it.
+constexpr int kModalBlock = 512;
+
+py::array_t<float> modal_tones(py::array_t<double, py::array::c_style | py::array::forcecast> frequency_hz,
+                               py::array_t<double, py::array::c_style | py::array::forcecast> phase,
+                               py::array_t<double, py::array::c_style | py::array::forcecast> decay_rate,
+                               py::array_t<double, py::array::c_style | py::array::forcecast> beat_hz,
+                               py::array_t<double, py::array::c_style | py::array::forcecast> beat_phase,
+                               py::array_t<double, py::array::c_style | py::array::forcecast> weights,
+                               double aftersound_level, double aftersound_ratio, double beating_depth,
+                               double attack_seconds, int64_t n_samples, int threads) {
+  const int64_t partials = frequency_hz.shape(0);
+  for (const auto *array : {&phase, &decay_rate, &beat_hz, &beat_phase})
+    if (array->ndim() != 1 || array->shape(0) != partials)
+      throw std::invalid_argument("modal_tones: every per-partial array must have the partials' length");
+  if (weights.ndim() != 2 || weights.shape(1) != partials)
+    throw std::invalid_argument("modal_tones: weights must be [blows, partials]");
+  if (n_samples < 0 || aftersound_ratio <= 0.0 || attack_seconds <= 0.0)
+    throw std::invalid_argument("modal_tones: n_samples >= 0, aftersound_ratio > 0 and attack_seconds > 0");
+  const int64_t blows = weights.shape(0);
+  py::array_t<float> tones({blows, n_samples});
+  const double *f = frequency_hz.data(), *ph = phase.data(), *rate = decay_rate.data(), *beat = beat_hz.data(),
+               *beat_ph = beat_phase.data(), *w = weights.data();
+  float *out = tones.mutable_data();
+  const double two_pi = 2.0 * M_PI;
+  // per partial, the values over one block's offsets j = 0..kModalBlock-1 (shared by all blocks)
+  const size_t table = size_t(partials) * kModalBlock;
+  std::vector<double> sin_j(table), cos_j(table), prompt_j(table), after_j(table), beat_sin_j(table), beat_cos_j(table);
+  for (int64_t p = 0; p < partials; ++p)
+    for (int j = 0; j < kModalBlock; ++j) {
+      const size_t i = size_t(p) * kModalBlock + size_t(j);
+      sin_j[i] = std::sin(two_pi * f[p] / kSampleRate * j);
+      cos_j[i] = std::cos(two_pi * f[p] / kSampleRate * j);
+      prompt_j[i] = std::exp(-rate[p] * j / kSampleRate);
+      after_j[i] = std::exp(-rate[p] / aftersound_ratio * j / kSampleRate);
+      beat_sin_j[i] = std::sin(two_pi * beat[p] / kSampleRate * j);
+      beat_cos_j[i] = std::cos(two_pi * beat[p] / kSampleRate * j);
+    }
+  const int64_t blocks = (n_samples + kModalBlock - 1) / kModalBlock;
+  {
+    py::gil_scoped_release release;
+    parallel_for(resolve_threads(threads), blocks, [&](int64_t block) {
+      const int64_t n0 = block * kModalBlock;
+      const int count = int(std::min<int64_t>(kModalBlock, n_samples - n0));
+      std::vector<double> sum(size_t(blows) * kModalBlock, 0.0), wave(kModalBlock);
+      for (int64_t p = 0; p < partials; ++p) {
+        const double angle = two_pi * f[p] / kSampleRate * double(n0) + ph[p];
+        const double sin0 = std::sin(angle), cos0 = std::cos(angle);
+        const double prompt0 = (1.0 - aftersound_level) * std::exp(-rate[p] * double(n0) / kSampleRate);
+        const double after0 = aftersound_level * std::exp(-rate[p] / aftersound_ratio * double(n0) / kSampleRate);
+        const double beat_angle = two_pi * beat[p] / kSampleRate * double(n0) + beat_ph[p];
+        const double beat_sin0 = std::sin(beat_angle), beat_cos0 = std::cos(beat_angle);
+        const size_t t = size_t(p) * kModalBlock;
+        for (int j = 0; j < count; ++j) {
+          const double tone = sin0 * cos_j[t + j] + cos0 * sin_j[t + j];          // sin(angle + w j)
+          const double envelope = prompt0 * prompt_j[t + j] + after0 * after_j[t + j];
+          const double beat_cos = beat_cos0 * beat_cos_j[t + j] - beat_sin0 * beat_sin_j[t + j];
+          const double attack = std::min(double(n0 + j) / (attack_seconds * kSampleRate), 1.0);
+          wave[size_t(j)] = tone * envelope * (1.0 - beating_depth * 0.5 * (1.0 - beat_cos)) * attack;
+        }
+        for (int64_t v = 0; v < blows; ++v) {
+          const double weight = w[v * partials + p];
+          double *row = sum.data() + size_t(v) * kModalBlock;
+          for (int j = 0; j < count; ++j) row[j] += weight * wave[size_t(j)];
+        }
+      }
+      for (int64_t v = 0; v < blows; ++v)
+        for (int j = 0; j < count; ++j) out[v * n_samples + n0 + j] = float(sum[size_t(v) * kModalBlock + size_t(j)]);
+    });
+  }
+  return tones;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(pianoscribe_native, m) {
   m.doc() = "pianoscribe's synthesizer engine: mix notes from sample banks, label and FFT them, in parallel.";
   // Outputs are .noconvert(): a wrong dtype is a TypeError, never a silent write into a converted copy.
-  m.attr("__version__") = "1";
+  m.attr("__version__") = "2";
   m.attr("BUFFER_SIZE") = kBuffer;
   m.attr("BINS") = kBins;
   m.attr("SIMD_LANES") = kLanes;
@@ -806,4 +890,9 @@ PYBIND11_MODULE(pianoscribe_native, m) {
            py::arg("release_samples"), py::arg("velocity_exponent"))
       .def("analyze", &Engine::analyze, py::arg("buffers"), py::arg("fft_magnitude").noconvert(), py::arg("window"))
       .def("describe", &Engine::describe);
+  m.def("modal_tones", &modal_tones, py::arg("frequency_hz"), py::arg("phase"), py::arg("decay_rate"),
+        py::arg("beat_hz"), py::arg("beat_phase"), py::arg("weights"), py::arg("aftersound_level"),
+        py::arg("aftersound_ratio"), py::arg("beating_depth"), py::arg("attack_seconds"), py::arg("n_samples"),
+        py::arg("threads") = 0,
+        "Sum of decaying, beating partials per hammer blow: [blows, n_samples] float32, the same bits on any CPU.");
 }

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from builder.atomic import atomic_path
 from builder.errors import UserError
+from builder.versions import library_versions
 from trainer import data as data_module
 from trainer import models
 
@@ -84,7 +85,8 @@ def fit(data: Path, model_path: Path, settings: dict[str, Any], metrics_dir: Pat
         train, settings["compression"], int(settings["stats_rows"]), float(settings["energy_scale_percentile"]))
     info = models.ModelInfo(arch=arch, context_frames=context_frames, lookahead_frames=lookahead_frames,
                             window=window, energy_scale=energy_scale,
-                            min_note_seconds=float(settings["min_note_seconds"]))
+                            min_note_seconds=float(settings["min_note_seconds"]),
+                            versions=library_versions("pianoscribe", "tensorflow", "tensorflow-cpu", "keras", "numpy"))
     model = models.build_model(arch, settings, info, feature_mean, feature_std)
     train_batches, steps_per_pass = data_module.training_dataset(train, settings, energy_scale)
     steps_per_epoch = int(settings["steps_per_epoch"]) or steps_per_pass

@@ -56,6 +56,7 @@ class ModelInfo:
     onset_threshold: float = 0.5
     frame_threshold: float = 0.5
     min_note_seconds: float = 0.05
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)   # libraries it was trained with
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -79,3 +79,30 @@ def test_modal_names_are_built_in(source):
     assert banks.default_name(source) == source and banks.is_builtin(source)
     assert banks._modal_seed(source) == (0 if source == "modal" else 12)
     assert not banks.is_builtin("modal-x") and not banks.is_builtin("my-modal")
+
+
+DIGEST_OF_A_RENDER = """
+import hashlib, numpy as np
+from builder import banks, modal
+rendered, _ = modal.render_bank(0, [21, 60, 100], banks.layer_velocities(3), 8192, threads={threads})
+print(hashlib.sha256(b"".join(rendered[key].tobytes() for key in sorted(rendered))).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_modal_audio_is_the_same_bits_whatever_the_blas_kernel_threads_and_cpu_features():
+    """The cause of issue 11's irreproducible modal banks: a BLAS product sums in a kernel- and thread-dependent
+    order, and numpy picks its vectorized exp/sin per CPU. Each run below takes another path."""
+    import os
+    import subprocess
+    import sys
+
+    environments = [{}, {"OPENBLAS_NUM_THREADS": "1"}, {"OPENBLAS_CORETYPE": "Sandybridge"},
+                    {"NPY_DISABLE_CPU_FEATURES": "X86_V3"}]
+    digests = set()
+    for index, extra in enumerate(environments):
+        code = DIGEST_OF_A_RENDER.format(threads=1 + index % 2)
+        completed = subprocess.run([sys.executable, "-c", code], env={**os.environ, **extra}, capture_output=True,
+                                   text=True, check=True)
+        digests.add(completed.stdout.strip())
+    assert len(digests) == 1
