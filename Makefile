@@ -13,7 +13,7 @@ PIP_VERSION := 26.3
 UV_VERSION := 0.13.9
 NATIVE := $(wildcard native/*.cpp native/*.hpp native/*.h native/CMakeLists.txt native/third_party/*)
 
-.PHONY: setup lock test run compare bench clean
+.PHONY: setup lock lint test run compare bench clean
 
 setup: $(STAMP)
 
@@ -35,13 +35,20 @@ lock:
 	$(VENV)/bin/uv pip compile pyproject.toml requirements/build.in $(LOCK_EXTRAS) --universal \
 	    --python-version 3.11 -o $(LOCK)
 
-test: setup
+# the gate before the tests: lint, format, types of the public functions, the architecture's import contracts
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+
+test: lint
 	$(VENV)/bin/pytest -q
 
 run: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
 	@echo
-	@$(PY) -m trainer.report metrics
+	@$(PY) -m trainer.evaluation.report metrics
 	@echo
 	@echo "model:     models/model.keras"
 	@echo "metrics:   metrics/fit.json metrics/eval.json (all of it: .venv/bin/dvc metrics show; curves: .venv/bin/dvc plots show)"

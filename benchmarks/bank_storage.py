@@ -52,12 +52,19 @@ def quantization_report(bank: banks.Bank) -> dict[str, float]:
 def main(paths: list[str]) -> None:
     for path in paths or sorted(str(found) for found in Path("data/banks").glob("*.h5")):
         report = quantization_report(banks.read_bank(path))
-        print(f"{path}: float32 {report['float32_mb']:.0f} MB, int16 {report['int16_mb']:.0f} MB; kept tails reach "
-              f"{report['tail_db']:g} dB re each recording's peak")
-        print(f"  int16, one scale per bank: noise {report['bank_scale_noise_db_median']:.1f} dB re peak (median), "
-              f"{report['bank_scale_noise_db_worst']:.1f} dB (worst, measured {report['bank_scale_measured_db_worst']:.1f}); "
-              f"{100 * report['bank_scale_share_above_tail']:.0f}% of recordings have noise above their kept tail")
-        print(f"  int16, one scale per recording: noise {report['own_scale_noise_db']:.1f} dB re peak for every recording")
+        print(
+            f"{path}: float32 {report['float32_mb']:.0f} MB, int16 {report['int16_mb']:.0f} MB; kept tails reach "
+            f"{report['tail_db']:g} dB re each recording's peak"
+        )
+        print(
+            f"  int16, one scale per bank: noise {report['bank_scale_noise_db_median']:.1f} dB re peak (median), "
+            f"{report['bank_scale_noise_db_worst']:.1f} dB (worst, measured "
+            f"{report['bank_scale_measured_db_worst']:.1f}); "
+            f"{100 * report['bank_scale_share_above_tail']:.0f}% of recordings have noise above their kept tail"
+        )
+        print(
+            f"  int16, one scale per recording: noise {report['own_scale_noise_db']:.1f} dB re peak for every recording"
+        )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from builder import chorales, midi_json, procedural
 from builder.corpus import DropCounts, clean_notes
+from builder.corpus.sources import chorales, midi_json, procedural
 
 REFERENCE_JSON = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "midi-json" / "bwv1.6.json"
 
@@ -40,12 +40,16 @@ def time_chorales(count: int) -> None:
         started = time.perf_counter()
         pretty_midi.PrettyMIDI(io.BytesIO(midi.translate.streamToMidiFile(score).writestr()))
         export += time.perf_counter() - started
-    per_file = {name: value / len(files) for name, value in
-                [("parse", parse), ("ours", direct), ("music21 MIDI export", export)]}
+    per_file = {
+        name: value / len(files)
+        for name, value in [("parse", parse), ("ours", direct), ("music21 MIDI export", export)]
+    }
     print(f"chorales ({len(files)} files), seconds per file: " + ", ".join(f"{k} {v:.4f}" for k, v in per_file.items()))
-    print(f"  notes after parsing: export / ours = {export / direct:.1f}x; whole file: "
-          f"{(parse + export) / (parse + direct):.2f}x; all {len(chorales.chorale_files())} files on one core "
-          f"~{(parse + direct) / len(files) * len(chorales.chorale_files()):.0f} s")
+    print(
+        f"  notes after parsing: export / ours = {export / direct:.1f}x; whole file: "
+        f"{(parse + export) / (parse + direct):.2f}x; all {len(chorales.chorale_files())} files on one core "
+        f"~{(parse + direct) / len(files) * len(chorales.chorale_files()):.0f} s"
+    )
 
 
 def naive_midi_json_notes(document: dict) -> list[tuple[int, int, int, int]]:
@@ -57,8 +61,12 @@ def naive_midi_json_notes(document: dict) -> list[tuple[int, int, int, int]]:
         still_open: dict[tuple[int, int], list[list[int]]] = {}
         for event in document[buffer_key]:
             if event["sampleStartIndex"] == 0:
-                note = [buffer_start + event["offsetStartIndex"], 0, event["pianoNoteNum"] + 20,
-                        round(event["velocity"] * 127)]
+                note = [
+                    buffer_start + event["offsetStartIndex"],
+                    0,
+                    event["pianoNoteNum"] + 20,
+                    round(event["velocity"] * 127),
+                ]
             else:  # a unison doubling has two open notes under the same (key, slice start)
                 note = open_notes[(event["pianoNoteNum"], event["sampleStartIndex"])].pop(0)
             note[1] = buffer_start + event["offsetStartIndex"] + event["sampleEndIndex"] - event["sampleStartIndex"]
@@ -89,8 +97,10 @@ def time_midi_json() -> None:
     rows = np.array(naive)
     naive_notes = clean_notes(rows[:, 0] / 44100, rows[:, 1] / 44100, rows[:, 2], rows[:, 3])
     same = np.array_equal(naive_notes, ours)
-    print(f"midi-json bwv1.6 ({len(ours)} notes, parsed JSON -> notes, best of 20): ours {vectorized * 1e3:.1f} ms, "
-          f"per-buffer loop {loop * 1e3:.1f} ms, ratio {loop / vectorized:.1f}x, same notes: {same}")
+    print(
+        f"midi-json bwv1.6 ({len(ours)} notes, parsed JSON -> notes, best of 20): ours {vectorized * 1e3:.1f} ms, "
+        f"per-buffer loop {loop * 1e3:.1f} ms, ratio {loop / vectorized:.1f}x, same notes: {same}"
+    )
 
 
 def time_procedural() -> None:

@@ -20,8 +20,11 @@ import numpy as np
 import zarr
 from rich.console import Console
 
-from builder import banks, corpus, store, synth
-from builder.params import load_params, section
+from builder import banks, corpus
+from builder.dataset import store, synth
+from builder.dataset.plan import noise_table, piece_table, plan_segments, release_samples
+from builder.engine import load_bank_into, new_engine
+from pianoscribe.params import load_params
 
 CANDIDATES = [
     ("none", 0, "noshuffle"),
@@ -38,21 +41,27 @@ ARRAYS = ("fft_magnitude", "key_energy", "key_active", "key_onset")
 
 def render_shard(rows: int, console: Console) -> synth.ShardBuffers:
     params = load_params()
-    settings = section(params, "synth", synth.DEFAULT_SETTINGS)
+    settings = params.section("synth")
     data_dir = Path("data")
     pieces = []
     for name in settings["corpora"]:
-        path = corpus.ensure_corpus(name, data_dir, section(params, "corpus", corpus.DEFAULT_SETTINGS), console)
+        path = corpus.ensure_corpus(name, data_dir, params.section("corpus"), console)
         pieces += [(piece.piece_id, piece.notes) for piece in corpus.read_corpus(path).pieces if len(piece.notes)]
-    table = synth.piece_table(pieces, synth.release_samples(settings))
-    engine = synth.new_engine(0)
+    table = piece_table(pieces, release_samples(settings))
+    engine = new_engine(0)
     for name in settings["train_banks"]:
-        path = banks.ensure_bank(name, data_dir, section(params, "bank", banks.DEFAULT_SETTINGS), console)
-        synth.load_bank_into(engine, banks.read_bank(path), settings["bank_precision"])
+        path = banks.ensure_bank(name, data_dir, params.section("bank"), console)
+        load_bank_into(engine, banks.read_bank(path), settings["bank_precision"])
     table.load_into(engine)
-    engine.set_noise(synth.noise_table(0))
-    plan = synth.plan_segments(table, len(settings["train_banks"]), rows // settings["frames_per_segment"],
-                               np.random.default_rng(0), settings, augment=True)
+    engine.set_noise(noise_table(0))
+    plan = plan_segments(
+        table,
+        len(settings["train_banks"]),
+        rows // settings["frames_per_segment"],
+        np.random.default_rng(0),
+        settings,
+        augment=True,
+    )
     buffers = synth.ShardBuffers.allocate(rows, "float32")
     synth.render_shard(engine, plan, buffers, settings)
     return buffers
@@ -60,13 +69,27 @@ def render_shard(rows: int, console: Console) -> synth.ShardBuffers:
 
 def measure_codecs(buffers: synth.ShardBuffers, folder: Path, repeats: int) -> None:
     rows = len(buffers.key_energy)
-    data = {"fft_magnitude": buffers.fft_magnitude.astype(np.float16), "key_energy": buffers.key_energy,
-            "key_active": buffers.key_active, "key_onset": buffers.key_onset}
-    print(f"\ncodecs, one shard of {rows} rows, chunks of 4096 rows (write/read ms best of {repeats}; ratio = raw/disk)")
+    data = {
+        "fft_magnitude": buffers.fft_magnitude.astype(np.float16),
+        "key_energy": buffers.key_energy,
+        "key_active": buffers.key_active,
+        "key_onset": buffers.key_onset,
+    }
+    print(
+        f"\ncodecs, one shard of {rows} rows, chunks of 4096 rows (write/read ms best of {repeats}; ratio = raw/disk)"
+    )
     print(f"{'codec':24s}" + "".join(f"{name:>28s}" for name in ARRAYS))
     for codec, level, shuffle in CANDIDATES:
-        storage = {"fft_dtype": "float16", "chunk_rows": 4096, "shard_rows": rows, "codec": codec,
-                   "level": level, "shuffle": shuffle, "fft_codec": codec, "fft_level": level}
+        storage = {
+            "fft_dtype": "float16",
+            "chunk_rows": 4096,
+            "shard_rows": rows,
+            "codec": codec,
+            "level": level,
+            "shuffle": shuffle,
+            "fft_codec": codec,
+            "fft_level": level,
+        }
         cells = []
         for name in ARRAYS:
             write, read, ratio = _write_read(folder, name, data[name], storage, repeats)
@@ -79,12 +102,22 @@ def measure_chunks(buffers: synth.ShardBuffers, folder: Path, repeats: int) -> N
     fft = buffers.fft_magnitude.astype(np.float16)
     print("\nchunk size, fft_magnitude (blosc-lz4:1 bitshuffle) and key_energy (zstd:3)")
     for chunk_rows in (1024, 4096, 16384):
-        storage = {"fft_dtype": "float16", "chunk_rows": chunk_rows, "shard_rows": rows, "codec": "zstd", "level": 3,
-                   "shuffle": "bitshuffle", "fft_codec": "blosc-lz4", "fft_level": 1}
+        storage = {
+            "fft_dtype": "float16",
+            "chunk_rows": chunk_rows,
+            "shard_rows": rows,
+            "codec": "zstd",
+            "level": 3,
+            "shuffle": "bitshuffle",
+            "fft_codec": "blosc-lz4",
+            "fft_level": 1,
+        }
         fft_write, fft_read, _ = _write_read(folder, "fft_magnitude", fft, storage, repeats)
         energy_write, energy_read, ratio = _write_read(folder, "key_energy", buffers.key_energy, storage, repeats)
-        print(f"  chunk_rows {chunk_rows:6d}: fft write {fft_write * 1e3:5.0f} ms read {fft_read * 1e3:5.0f} ms; "
-              f"key_energy write {energy_write * 1e3:5.0f} ms read {energy_read * 1e3:5.0f} ms ratio {ratio:.1f}x")
+        print(
+            f"  chunk_rows {chunk_rows:6d}: fft write {fft_write * 1e3:5.0f} ms read {fft_read * 1e3:5.0f} ms; "
+            f"key_energy write {energy_write * 1e3:5.0f} ms read {energy_read * 1e3:5.0f} ms ratio {ratio:.1f}x"
+        )
 
 
 def _write_read(folder: Path, name: str, values: np.ndarray, storage: dict, repeats: int) -> tuple[float, float, float]:
@@ -115,10 +148,14 @@ def measure_float16(buffers: synth.ShardBuffers, compression: float) -> None:
     spread = feature_exact.std()
     relative = np.abs(half - exact)[exact > 1e-4] / exact[exact > 1e-4]
     print(f"\nfloat16 vs float32 fft_magnitude (features log(1 + {compression:g} x), as the trainer computes them):")
-    print(f"  feature error max {error.max():.2e}, mean {error.mean():.2e}; feature std {spread:.3f} "
-          f"(max error = {error.max() / spread:.2e} std)")
-    print(f"  relative magnitude error where x > 1e-4: max {relative.max():.2e} (float16 keeps 11 significant bits); "
-          f"largest magnitude {exact.max():.1f} (float16 max 65504)")
+    print(
+        f"  feature error max {error.max():.2e}, mean {error.mean():.2e}; feature std {spread:.3f} "
+        f"(max error = {error.max() / spread:.2e} std)"
+    )
+    print(
+        f"  relative magnitude error where x > 1e-4: max {relative.max():.2e} (float16 keeps 11 significant bits); "
+        f"largest magnitude {exact.max():.1f} (float16 max 65504)"
+    )
 
 
 def main() -> None:
@@ -129,7 +166,7 @@ def main() -> None:
     console = Console(stderr=True)
     zarr.config.set({"array.write_empty_chunks": True})
     buffers = render_shard(arguments.rows, console)
-    compression = float(section(load_params(), "fit", {"compression": 100.0}).get("compression", 100.0))
+    compression = float(load_params().section("fit")["compression"])
     measure_float16(buffers, compression)
     with tempfile.TemporaryDirectory(dir="data") as folder:
         measure_codecs(buffers, Path(folder), arguments.repeats)

@@ -10,21 +10,19 @@ and the ratio (a)/(b). Goal: >= 3, so the model never waits for data.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from builder.params import load_params, section  # noqa: E402
-from builder.store import open_store  # noqa: E402
-from trainer import data as data_module  # noqa: E402
-from trainer import fit as fit_module  # noqa: E402
-from trainer import models  # noqa: E402
+from builder.dataset.store import open_store
+from pianoscribe.params import load_params
+from trainer import data as data_module
+from trainer import model as models
 
 
 def pipeline_rate(batches: tf.data.Dataset, steps: int) -> float:
@@ -38,24 +36,25 @@ def pipeline_rate(batches: tf.data.Dataset, steps: int) -> float:
     return slices / (time.perf_counter() - started)
 
 
-def training_rate(arch: str, settings: dict, batches: tf.data.Dataset, split: data_module.StoreSplit,
-                  steps: int, energy_scale: float) -> tuple[float, int]:
+def training_rate(
+    arch: str, settings: dict, batches: tf.data.Dataset, split: data_module.StoreSplit, steps: int, energy_scale: float
+) -> tuple[float, int]:
     settings = {**settings, "arch": arch}
-    context_frames, lookahead_frames = models.context_of(arch, settings)
     mean, std, _ = data_module.train_statistics(split, settings["compression"], split.block_rows, 99.0)
-    info = models.ModelInfo(arch=arch, context_frames=context_frames, lookahead_frames=lookahead_frames,
-                            window="hann", energy_scale=energy_scale)
-    model = models.build_model(arch, settings, info, mean, std)
-    model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]),
-                  loss={"active": "binary_crossentropy", "onset": "binary_crossentropy", "energy": "mse"},
-                  loss_weights=dict(settings["loss_weights"]))
+    model, _ = models.new_model(settings, "hann", mean, std, energy_scale)
+    model.compile(
+        optimizer=keras.optimizers.Adam(settings["learning_rate"]),
+        loss={"active": "binary_crossentropy", "onset": "binary_crossentropy", "energy": "mse"},
+        loss_weights=dict(settings["loss_weights"]),
+    )
     in_memory = batches.take(8).cache().repeat()
     model.fit(in_memory, steps_per_epoch=5, epochs=1, verbose=0, shuffle=False)  # trace and warm up
     started = time.perf_counter()
     model.fit(in_memory, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     elapsed = time.perf_counter() - started
-    slices_per_batch = data_module.segments_per_batch(settings["batch_size"], split.frames_per_segment) \
-        * split.frames_per_segment
+    slices_per_batch = (
+        data_module.segments_per_batch(settings["batch_size"], split.frames_per_segment) * split.frames_per_segment
+    )
     return steps * slices_per_batch / elapsed, models.macs_per_frame(model)
 
 
@@ -67,16 +66,19 @@ def main() -> None:
     parser.add_argument("--arch", nargs="*", default=list(models.ARCHITECTURES))
     arguments = parser.parse_args()
 
-    settings = section(load_params(arguments.params), "fit", copy.deepcopy(fit_module.DEFAULT_SETTINGS))
+    settings = load_params(arguments.params).section("fit")
     keras.utils.set_random_seed(int(settings["seed"]))
     store = open_store(arguments.data)
     split = data_module.StoreSplit("train", store["train"], int(store.attrs["frames_per_segment"]))
-    _, _, energy_scale = data_module.train_statistics(split, settings["compression"], settings["stats_rows"],
-                                                      settings["energy_scale_percentile"])
+    _, _, energy_scale = data_module.train_statistics(
+        split, settings["compression"], settings["stats_rows"], settings["energy_scale_percentile"]
+    )
     batches, _ = data_module.training_dataset(split, settings, energy_scale)
 
-    print(f"store {arguments.data}: train {split.n_rows} slices in blocks of {split.block_rows} rows, "
-          f"fft {split.fft_dtype()}, batch {settings['batch_size']} slices, {os.cpu_count()} cores")
+    print(
+        f"store {arguments.data}: train {split.n_rows} slices in blocks of {split.block_rows} rows, "
+        f"fft {split.fft_dtype()}, batch {settings['batch_size']} slices, {os.cpu_count()} cores"
+    )
     pipeline = pipeline_rate(batches, arguments.steps)
     print(f"{'what':<34}{'slices/s':>12}{'MACs/frame':>14}{'pipeline / step':>18}")
     print(f"{'(a) Zarr -> tf.data pipeline alone':<34}{pipeline:>12,.0f}{'':>14}{'':>18}")

@@ -33,42 +33,55 @@ import scipy.signal
 import scipy.sparse
 from rich.console import Console
 
-from builder import banks, corpus, synth
-from builder.params import load_params, section
+from builder import banks, corpus
+from builder.dataset import synth
+from builder.dataset.plan import noise_table, piece_table, plan_segments, release_samples
+from builder.engine import load_bank_into, new_engine
+from pianoscribe.params import load_params
 
 SHARD_ROWS = 65536
-NUMPY_BATCH_ROWS = 512   # rows per call of the augmented twin: its [voices, 1024] temporaries stay in cache
-PLAIN_BATCH_ROWS = 256   # rows per call of the plain version (best of 64-2048 measured, in the noise from 64 to 512)
+NUMPY_BATCH_ROWS = 512  # rows per call of the augmented twin: its [voices, 1024] temporaries stay in cache
+PLAIN_BATCH_ROWS = 256  # rows per call of the plain version (best of 64-2048 measured, in the noise from 64 to 512)
 
 
 # ---------------------------------------------------------------------------------------------- inputs
+
 
 def load_inputs(settings, params, console):
     data_dir = Path("data")
     pieces = []
     for name in settings["corpora"]:
-        path = corpus.ensure_corpus(name, data_dir, section(params, "corpus", corpus.DEFAULT_SETTINGS), console)
+        path = corpus.ensure_corpus(name, data_dir, params.section("corpus"), console)
         pieces += [(piece.piece_id, piece.notes) for piece in corpus.read_corpus(path).pieces if len(piece.notes)]
-    bank_list = [banks.read_bank(banks.ensure_bank(name, data_dir, section(params, "bank", banks.DEFAULT_SETTINGS),
-                                                   console)) for name in settings["train_banks"]]
-    return synth.piece_table(pieces, synth.release_samples(settings)), bank_list
+    bank_list = [
+        banks.read_bank(banks.ensure_bank(name, data_dir, params.section("bank"), console))
+        for name in settings["train_banks"]
+    ]
+    return piece_table(pieces, release_samples(settings)), bank_list
 
 
 def make_engine(table, bank_list, settings, precision, threads=0):
-    engine = synth.new_engine(threads)
+    engine = new_engine(threads)
     for bank in bank_list:
-        synth.load_bank_into(engine, bank, precision)
+        load_bank_into(engine, bank, precision)
     table.load_into(engine)
-    engine.set_noise(synth.noise_table(settings["seed"]))
+    engine.set_noise(noise_table(settings["seed"]))
     return engine
 
 
 def plan(table, bank_count, rows, settings, shard, augment=True):
-    return synth.plan_segments(table, bank_count, rows // settings["frames_per_segment"],
-                               np.random.default_rng([settings["seed"], 99, shard]), settings, augment=augment)
+    return plan_segments(
+        table,
+        bank_count,
+        rows // settings["frames_per_segment"],
+        np.random.default_rng([settings["seed"], 99, shard]),
+        settings,
+        augment=augment,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- (a) engine
+
 
 def engine_alone(table, bank_list, settings, rows, augment=True):
     engine = make_engine(table, bank_list, settings, settings["bank_precision"])
@@ -82,10 +95,17 @@ def engine_alone(table, bank_list, settings, rows, augment=True):
 
 # ---------------------------------------------------------------------------------------------- (b) end to end
 
+
 def end_to_end(n):
     with tempfile.TemporaryDirectory(dir="data") as folder:
-        command = [str(Path(sys.executable).parent / "builder"), "synth", "--n", str(n), "--out",
-                   str(Path(folder) / "dataset.zarr")]
+        command = [
+            str(Path(sys.executable).parent / "builder"),
+            "synth",
+            "--n",
+            str(n),
+            "--out",
+            str(Path(folder) / "dataset.zarr"),
+        ]
         started = time.perf_counter()
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return n / (time.perf_counter() - started)
@@ -93,16 +113,17 @@ def end_to_end(n):
 
 # ---------------------------------------------------------------------------------------------- (c) numpy
 
+
 class _NotePairs:
     """What both NumPy versions share: the engine's inputs as arrays, and the (segment, note) pairs of a plan."""
 
     def __init__(self, table, bank_list, settings, workers, trailing_silence):
         self.settings = settings
         self.frames = settings["frames_per_segment"]
-        self.release = synth.release_samples(settings)
+        self.release = release_samples(settings)
         self.workers = workers
         piece_of_note = np.repeat(np.arange(len(table.extent)), np.diff(table.piece_start))
-        self.sort_key = piece_of_note.astype(np.int64) << 40 | table.onset   # sorted: by piece, then onset
+        self.sort_key = piece_of_note.astype(np.int64) << 40 | table.onset  # sorted: by piece, then onset
         self.table = table
         longest = np.zeros(len(table.extent), np.int64)
         np.maximum.at(longest, piece_of_note, table.offset - table.onset)
@@ -114,13 +135,18 @@ class _NotePairs:
         self.offsets = np.stack([bank.offsets + base for bank, base in zip(bank_list, bases)])
         self.lengths = np.stack([bank.lengths for bank in bank_list])
         self.layer_velocities = np.stack([bank.layer_velocities for bank in bank_list])
-        self.window = scipy.signal.get_window(settings["window"], 1024).astype(np.float32) \
-            if settings["window"] == "hann" else np.ones(1024, np.float32)
+        self.window = (
+            scipy.signal.get_window(settings["window"], 1024).astype(np.float32)
+            if settings["window"] == "hann"
+            else np.ones(1024, np.float32)
+        )
 
     def _note_pairs(self, plan):
         """Notes that can sound in each segment, found by binary search, and their flags for every frame."""
         frames, table = self.frames, self.table
-        low = np.searchsorted(self.sort_key, plan.piece << 40 | np.maximum(plan.start_sample - self.reach[plan.piece], 0))
+        low = np.searchsorted(
+            self.sort_key, plan.piece << 40 | np.maximum(plan.start_sample - self.reach[plan.piece], 0)
+        )
         high = np.searchsorted(self.sort_key, plan.piece << 40 | (plan.start_sample + frames * 1024))
         counts = high - low
         pair_segment = np.repeat(np.arange(len(plan.piece)), counts)
@@ -154,10 +180,11 @@ class NumpySynth(_NotePairs):
     def _detuned(self, voice_start, voice_ratio, voice_onset, voice_base, inside, gain, envelope):
         """Linear interpolation at ``ratio`` samples per output sample (an exact double per voice)."""
         sample_index = np.arange(1024, dtype=np.float32)
-        origin = (voice_start - voice_onset) * voice_ratio                     # float64 per voice
+        origin = (voice_start - voice_onset) * voice_ratio  # float64 per voice
         whole = np.floor(origin)
-        relative = ((origin - whole).astype(np.float32)[:, None]
-                    + sample_index[None, :] * voice_ratio.astype(np.float32)[:, None])
+        relative = (origin - whole).astype(np.float32)[:, None] + sample_index[None, :] * voice_ratio.astype(
+            np.float32
+        )[:, None]
         step = np.floor(relative)
         fraction = relative - step
         index = np.where(inside, (whole.astype(np.int64) + voice_base)[:, None] + step.astype(np.int64), 0)
@@ -182,8 +209,10 @@ class NumpySynth(_NotePairs):
         length = self.lengths[bank, key_index, layer]
         base = self.offsets[bank, key_index, layer]
         ratio = plan.detune_ratio[pair_segment]
-        gain = (plan.gain[pair_segment] * (velocity / self.layer_velocities[bank, layer])
-                ** float(self.settings["velocity_exponent"])).astype(np.float32)
+        gain = (
+            plan.gain[pair_segment]
+            * (velocity / self.layer_velocities[bank, layer]) ** float(self.settings["velocity_exponent"])
+        ).astype(np.float32)
         played = np.where(ratio == 1.0, length, np.ceil((length - 1) / ratio).astype(np.int64))
         audible_end = np.minimum(onset + played, offset + self.release)
         # (pair, frame) voices: frames the pair is audible in
@@ -191,8 +220,11 @@ class NumpySynth(_NotePairs):
         last = np.clip((audible_end - start + 1023) // 1024, 0, frames)
         voice_counts = np.where(length > 1, np.maximum(last - first, 0), 0)
         voice_pair = np.repeat(np.arange(len(pair_segment)), voice_counts)
-        voice_frame = (np.arange(voice_counts.sum()) - np.repeat(np.cumsum(voice_counts) - voice_counts, voice_counts)
-                       + np.repeat(first, voice_counts))
+        voice_frame = (
+            np.arange(voice_counts.sum())
+            - np.repeat(np.cumsum(voice_counts) - voice_counts, voice_counts)
+            + np.repeat(first, voice_counts)
+        )
         # voices in (row, key) order, so each key's signal is a run of consecutive voices
         voice_row = pair_segment[voice_pair] * frames + voice_frame
         group_id = voice_row * 88 + key_index[voice_pair]
@@ -200,7 +232,7 @@ class NumpySynth(_NotePairs):
         voice_pair, voice_frame, group_id = voice_pair[order], voice_frame[order], group_id[order]
         # positions in the recording: an exact double per voice, then small float32 offsets per sample
         sample_index = np.arange(1024, dtype=np.float32)
-        voice_start = start[voice_pair] + voice_frame * 1024                 # absolute sample of j = 0
+        voice_start = start[voice_pair] + voice_frame * 1024  # absolute sample of j = 0
         voice_ratio = ratio[voice_pair]
         first_valid = np.clip(onset[voice_pair] - voice_start, 0, 1024)[:, None]
         end_valid = np.clip(audible_end[voice_pair] - voice_start, 0, 1024)[:, None]
@@ -212,8 +244,9 @@ class NumpySynth(_NotePairs):
             values = self.audio[np.where(inside, index, 0)]
             contribution = np.where(inside, gain[voice_pair][:, None] * envelope * values, np.float32(0))
         else:
-            contribution = self._detuned(voice_start, voice_ratio, onset[voice_pair], base[voice_pair], inside,
-                                         gain[voice_pair], envelope)
+            contribution = self._detuned(
+                voice_start, voice_ratio, onset[voice_pair], base[voice_pair], inside, gain[voice_pair], envelope
+            )
         # each key's own signal per row, its energy, then the mix (groups sorted by row, then key)
         groups, group_index = np.unique(group_id, return_inverse=True)
         key_signal = _segment_sum(contribution, group_index, len(groups))
@@ -222,8 +255,9 @@ class NumpySynth(_NotePairs):
         mix = _segment_sum(key_signal, groups // 88, rows)
         # noise, window, FFT, magnitude, tilt
         row_segment = np.repeat(np.arange(segments), frames)
-        noise_index = (plan.noise_offset[row_segment] + np.tile(np.arange(frames), segments) * 1024)[:, None] \
-            + np.arange(1024)[None, :]
+        noise_index = (plan.noise_offset[row_segment] + np.tile(np.arange(frames), segments) * 1024)[
+            :, None
+        ] + np.arange(1024)[None, :]
         mix += plan.noise_amplitude[row_segment][:, None] * self.noise[noise_index]
         spectrum = scipy.fft.rfft(mix * self.window, axis=1, workers=self.workers)[:, :512]
         magnitude = np.abs(spectrum)
@@ -248,8 +282,12 @@ class PlainNumpySynth(_NotePairs):
         super().__init__(table, bank_list, settings, workers, trailing_silence=True)
 
     def synthesize(self, plan, fft_dtype):
-        if not (np.all(plan.gain == 1) and np.all(plan.detune_ratio == 1) and np.all(plan.noise_amplitude == 0)
-                and np.all(plan.tilt_db == 0)):
+        if not (
+            np.all(plan.gain == 1)
+            and np.all(plan.detune_ratio == 1)
+            and np.all(plan.noise_amplitude == 0)
+            and np.all(plan.tilt_db == 0)
+        ):
             raise ValueError("PlainNumpySynth renders unaugmented plans only")
         frames, release = self.frames, self.release
         segments = len(plan.piece)
@@ -266,23 +304,27 @@ class PlainNumpySynth(_NotePairs):
         layer = np.minimum(velocity * layers // 127, layers - 1)
         length = self.lengths[bank, key_index, layer]
         base = self.offsets[bank, key_index, layer]
-        gain = ((velocity / self.layer_velocities[bank, layer]) ** float(self.settings["velocity_exponent"])
-                ).astype(np.float32)
-        audible = np.where(length > 1, np.minimum(length, offset + release - onset), 0)   # samples from the onset
+        gain = ((velocity / self.layer_velocities[bank, layer]) ** float(self.settings["velocity_exponent"])).astype(
+            np.float32
+        )
+        audible = np.where(length > 1, np.minimum(length, offset + release - onset), 0)  # samples from the onset
         # (pair, frame) voices: frames the pair is audible in, sorted by (row, key)
         first = np.clip((onset - start) // 1024, 0, frames)
         last = np.clip((onset + audible - start + 1023) // 1024, 0, frames)
         voice_counts = np.maximum(last - first, 0)
         voice_pair = np.repeat(np.arange(len(pair_segment)), voice_counts)
-        voice_frame = (np.arange(voice_counts.sum()) - np.repeat(np.cumsum(voice_counts) - voice_counts, voice_counts)
-                       + np.repeat(first, voice_counts))
+        voice_frame = (
+            np.arange(voice_counts.sum())
+            - np.repeat(np.cumsum(voice_counts) - voice_counts, voice_counts)
+            + np.repeat(first, voice_counts)
+        )
         voice_cell = (pair_segment[voice_pair] * frames + voice_frame) * 88 + key_index[voice_pair]
         order = np.argsort(voice_cell)
         voice_pair, voice_cell = voice_pair[order], voice_cell[order]
-        voice_start = start[voice_pair] + voice_frame[order] * 1024           # absolute sample of j = 0
+        voice_start = start[voice_pair] + voice_frame[order] * 1024  # absolute sample of j = 0
         # one gather: every voice's 1024 samples; voices that start or end inside the buffer read silence outside
         sample_index = np.arange(1024)
-        read_from = voice_start - onset[voice_pair]                           # position in the recording at j = 0
+        read_from = voice_start - onset[voice_pair]  # position in the recording at j = 0
         index = (base[voice_pair] + read_from)[:, None] + sample_index[None, :]
         partial = np.flatnonzero((read_from < 0) | (read_from + 1024 > audible[voice_pair]))
         partial_position = read_from[partial, None] + sample_index[None, :]
@@ -293,8 +335,10 @@ class PlainNumpySynth(_NotePairs):
         values *= gain[voice_pair][:, None]
         release_end = offset[voice_pair] + release - voice_start
         fading = np.flatnonzero(release_end - release < 1024)
-        values[fading] *= np.minimum(np.float32(1), (release_end[fading, None] - sample_index[None, :]).astype(np.float32)
-                                     * np.float32(1 / max(release, 1)))
+        values[fading] *= np.minimum(
+            np.float32(1),
+            (release_end[fading, None] - sample_index[None, :]).astype(np.float32) * np.float32(1 / max(release, 1)),
+        )
         # energies: per voice, summed per (row, key); a key with several voices in a row: energy of their sum
         voice_energy = np.einsum("ij,ij->i", values, values)
         key_energy = np.bincount(voice_cell, weights=voice_energy, minlength=rows * 88).astype(np.float32)
@@ -309,16 +353,16 @@ class PlainNumpySynth(_NotePairs):
         mix *= self.window
         magnitude = np.abs(scipy.fft.rfft(mix, axis=1, workers=self.workers)[:, :512])
         fft_magnitude = magnitude.astype(fft_dtype)
-        return (fft_magnitude, key_energy.reshape(rows, 88), key_active.reshape(rows, 88),
-                key_onset.reshape(rows, 88))
+        return (fft_magnitude, key_energy.reshape(rows, 88), key_active.reshape(rows, 88), key_onset.reshape(rows, 88))
 
 
 def _segment_sum(values, segment, segments):
     """Rows of ``values`` summed by their sorted ``segment`` index, as a CSR matrix product: on [voices, 1024]
     float32 that is ~30x faster than ``np.add.reduceat(axis=0)`` and ~50x faster than ``np.add.at``."""
     indptr = np.searchsorted(segment, np.arange(segments + 1))
-    summing = scipy.sparse.csr_matrix((np.ones(len(segment), np.float32), np.arange(len(segment)), indptr),
-                                      shape=(segments, len(segment)))
+    summing = scipy.sparse.csr_matrix(
+        (np.ones(len(segment), np.float32), np.arange(len(segment)), indptr), shape=(segments, len(segment))
+    )
     return np.asarray(summing @ values)
 
 
@@ -339,8 +383,9 @@ def numpy_version(twin, table, bank_list, settings, rows, batch, augment, fft_dt
     scale = float(buffers.fft_magnitude.max())
     agreement = {
         "fft max error / max": float(np.abs(ours[0] - buffers.fft_magnitude).max()) / scale,
-        "energy max rel. error": float((np.abs(ours[1] - buffers.key_energy)
-                                        / np.maximum(buffers.key_energy, 1e-3)).max()),
+        "energy max rel. error": float(
+            (np.abs(ours[1] - buffers.key_energy) / np.maximum(buffers.key_energy, 1e-3)).max()
+        ),
         "flags equal": bool(np.array_equal(ours[2], buffers.key_active) and np.array_equal(ours[3], buffers.key_onset)),
     }
     return rates, agreement
@@ -355,18 +400,27 @@ def main():
     arguments = parser.parse_args()
     console = Console(stderr=True)
     params = load_params()
-    settings = synth.check_settings(section(params, "synth", synth.DEFAULT_SETTINGS))
+    settings = synth.check_settings(params.section("synth"))
     fft_dtype = settings["storage"]["fft_dtype"]
     table, bank_list = load_inputs(settings, params, console)
     workers = os.cpu_count() or 1
     console.print("timing (c) plain NumPy, augmentation off ...")
     twin = PlainNumpySynth(table, bank_list, settings, workers)
-    plain_rates, plain_agreement = numpy_version(twin, table, bank_list, settings, arguments.plain_rows,
-                                                 PLAIN_BATCH_ROWS, False, dict.fromkeys([fft_dtype, "float32"]))
+    plain_rates, plain_agreement = numpy_version(
+        twin,
+        table,
+        bank_list,
+        settings,
+        arguments.plain_rows,
+        PLAIN_BATCH_ROWS,
+        False,
+        dict.fromkeys([fft_dtype, "float32"]),
+    )
     console.print("timing (d) NumPy twin, augmentation on ...")
-    twin = NumpySynth(table, bank_list, settings, workers, synth.noise_table(settings["seed"]))
-    twin_rates, twin_agreement = numpy_version(twin, table, bank_list, settings, arguments.numpy_rows,
-                                               NUMPY_BATCH_ROWS, True, [fft_dtype])
+    twin = NumpySynth(table, bank_list, settings, workers, noise_table(settings["seed"]))
+    twin_rates, twin_agreement = numpy_version(
+        twin, table, bank_list, settings, arguments.numpy_rows, NUMPY_BATCH_ROWS, True, [fft_dtype]
+    )
     del twin
     console.print("timing (a) engine ...")
     plain_engine_rate, threads = engine_alone(table, bank_list, settings, arguments.engine_rows, augment=False)
@@ -375,9 +429,11 @@ def main():
     console.print(f"timing (b) builder synth --n {arguments.n} ...")
     end_rate = end_to_end(arguments.n)
     plain_rate, twin_rate = plain_rates[fft_dtype], twin_rates[fft_dtype]
-    print(f"\nsynthesis throughput, examples/s, on {workers} cores ({threads} engine threads; frames_per_segment "
-          f"{settings['frames_per_segment']}, window {settings['window']}, fft {fft_dtype}, "
-          f"engine bank {settings['bank_precision']})")
+    print(
+        f"\nsynthesis throughput, examples/s, on {workers} cores ({threads} engine threads; frames_per_segment "
+        f"{settings['frames_per_segment']}, window {settings['window']}, fft {fft_dtype}, "
+        f"engine bank {settings['bank_precision']})"
+    )
     rows = [
         ("(a) C++ engine alone, augmentation off", plain_engine_rate),
         ("(a) C++ engine alone, augmentation on", engine_rate),
@@ -403,8 +459,9 @@ def main():
 
 
 def _agreement(agreement):
-    return ", ".join(f"{name} {value:.2g}" if isinstance(value, float) else f"{name} {value}"
-                     for name, value in agreement.items())
+    return ", ".join(
+        f"{name} {value:.2g}" if isinstance(value, float) else f"{name} {value}" for name, value in agreement.items()
+    )
 
 
 if __name__ == "__main__":

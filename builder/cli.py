@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from builder.cli_support import Debug, ParamsFile, console, make_app, run_reporting_errors
-from builder.params import DEFAULT_PARAMS, apply_overrides, load_params, section
+from pianoscribe.cli import Debug, ParamsFile, console, make_app, run_reporting_errors
+from pianoscribe.params import apply_overrides, load_params
 
 app = make_app("Build sample banks, note corpora and the sharded Zarr dataset of FFT slices.")
+DATA_DIR = Path("data")
+
+
+def _warn(message: str) -> None:
+    console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
 
 
 @app.command()
 def bank(
-    source: Annotated[Optional[str], typer.Argument(help="A built-in name (see --list), an Ivy Audio folder, "
-                                                    "a folder or zip of note-named recordings, or a .sf2 file.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Bank name (default: the built-in name or the source's stem).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output file (default: data/banks/NAME.h5).")] = None,
-    layers: Annotated[Optional[int], typer.Option(help="Velocity layers to render or derive (params: bank.layers).")] = None,
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            help="A built-in name (see --list), an Ivy Audio folder, "
+            "a folder or zip of note-named recordings, or a .sf2 file."
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Bank name (default: the built-in name or the source's stem).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output file (default: data/banks/NAME.h5).")] = None,
+    layers: Annotated[
+        int | None, typer.Option(help="Velocity layers to render or derive (params: bank.layers).")
+    ] = None,
     list_builtins: Annotated[bool, typer.Option("--list", help="List the built-in banks and exit.")] = False,
-    params_file: ParamsFile = DEFAULT_PARAMS,
+    params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
     """Build a sample bank: 88 keys x layers of single-note recordings in one HDF5 file."""
@@ -29,16 +43,15 @@ def bank(
 
     def body() -> None:
         if list_builtins:
-            for builtin_name, description in banks.BUILTIN_BANKS.items():
-                console.print(f"[bold]{builtin_name:10s}[/bold] {description}")
+            for builtin_name, builtin in banks.BUILTIN_BANKS.items():
+                console.print(f"[bold]{builtin_name:10s}[/bold] {builtin.description}")
             return
         if source is None:
             raise typer.BadParameter("give a SOURCE or --list")
-        settings = apply_overrides(section(load_params(params_file), "bank", banks.DEFAULT_SETTINGS),
-                                   {"layers": layers})
+        settings = apply_overrides(load_params(params_file).section("bank", _warn), {"layers": layers})
         bank_name = name or banks.default_name(source)
-        out_path = out or Path("data/banks") / f"{bank_name}.h5"
-        built = banks.build_bank(source, name=bank_name, settings=settings, cache_dir=Path("data/cache"))
+        out_path = out or DATA_DIR / "banks" / f"{bank_name}.h5"
+        built = banks.build_bank(source, name=bank_name, settings=settings, cache_dir=DATA_DIR / "cache")
         banks.write_bank(built, out_path)
         console.print(f"wrote {out_path}: {banks.describe_bank(built)}")
 
@@ -47,16 +60,20 @@ def bank(
 
 @app.command()
 def corpus(
-    sources: Annotated[Optional[list[str]], typer.Argument(help="MIDI files or folders, midi-json files, "
-                                                          "or the built-ins 'chorales' and 'procedural'.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Corpus name (default: the first source's name).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output file (default: data/corpus/NAME.h5).")] = None,
-    to_midi_json: Annotated[Optional[Path], typer.Option("--to-midi-json",
-                            help="Also write each piece as reference midi-json into this folder.")] = None,
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(help="MIDI files or folders, midi-json files, or the built-ins 'chorales' and 'procedural'."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Corpus name (default: the first source's name).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output file (default: data/corpus/NAME.h5).")] = None,
+    to_midi_json: Annotated[
+        Path | None,
+        typer.Option("--to-midi-json", help="Also write each piece as reference midi-json into this folder."),
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="A corrupt MIDI file is fatal instead of skipped.")] = False,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the procedural generator.")] = None,
-    pieces: Annotated[Optional[int], typer.Option(help="Pieces the procedural generator makes.")] = None,
-    params_file: ParamsFile = DEFAULT_PARAMS,
+    seed: Annotated[int | None, typer.Option(help="Seed of the procedural generator.")] = None,
+    pieces: Annotated[int | None, typer.Option(help="Pieces the procedural generator makes.")] = None,
+    params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
     """Build a note corpus: pieces of (onset, offset, key, velocity) notes in one file."""
@@ -65,12 +82,11 @@ def corpus(
     def body() -> None:
         if not sources:
             raise typer.BadParameter("give at least one SOURCE")
-        settings = section(load_params(params_file), "corpus", corpus_module.DEFAULT_SETTINGS)
+        settings = load_params(params_file).section("corpus", _warn)
         settings["procedural"] = apply_overrides(settings["procedural"], {"seed": seed, "pieces": pieces})
         corpus_name = name or corpus_module.default_name(sources[0])
-        out_path = out or Path("data/corpus") / f"{corpus_name}.h5"
-        built = corpus_module.build_corpus(sources, name=corpus_name, settings=settings, strict=strict,
-                                           warn=lambda message: console.print(f"[yellow]warning:[/yellow] {message}"))
+        out_path = out or DATA_DIR / "corpus" / f"{corpus_name}.h5"
+        built = corpus_module.build_corpus(sources, name=corpus_name, settings=settings, strict=strict, warn=_warn)
         corpus_module.write_corpus(built, out_path)
         console.print(f"wrote {out_path}: {corpus_module.describe_corpus(built)}")
         if to_midi_json is not None:
@@ -82,24 +98,55 @@ def corpus(
 
 @app.command()
 def synth(
-    n: Annotated[Optional[int], typer.Option("--n", help="FFT slices in total, train + test (params: synth.n).")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="FFT slices in total, train + test (params: synth.n).")] = None,
     out: Annotated[Path, typer.Option(help="The Zarr store to write.")] = Path("data/dataset.zarr"),
-    seed: Annotated[Optional[int], typer.Option(help="Seed of positions, split and augmentation.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Engine threads (0 = all cores).")] = None,
-    params_file: ParamsFile = DEFAULT_PARAMS,
+    seed: Annotated[int | None, typer.Option(help="Seed of positions, split and augmentation.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Engine threads (0 = all cores).")] = None,
+    params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
     """Synthesize the sharded Zarr dataset of FFT slices and 88-key targets, with a fixed split by piece."""
-    from builder import synth as synth_module
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+    from builder import banks
+    from builder import corpus as corpus_module
+    from builder.dataset import synth as synth_module
 
     def body() -> None:
-        all_params = load_params(params_file)
-        settings = apply_overrides(section(all_params, "synth", synth_module.DEFAULT_SETTINGS),
-                                   {"n": n, "seed": seed, "threads": threads})
-        bank_settings = section(all_params, "bank", _bank_defaults())
-        corpus_settings = section(all_params, "corpus", _corpus_defaults())
-        synth_module.synthesize(settings, out, bank_settings=bank_settings, corpus_settings=corpus_settings,
-                                data_dir=Path("data"), console=console)
+        params = load_params(params_file)
+        settings = synth_module.check_settings(
+            apply_overrides(params.section("synth", _warn), {"n": n, "seed": seed, "threads": threads})
+        )
+        bank_settings, corpus_settings = params.section("bank", _warn), params.section("corpus", _warn)
+        # the inputs first: a missing built-in bank or corpus is built here, saying so
+        corpus_paths = {
+            name: corpus_module.ensure_corpus(name, DATA_DIR, corpus_settings, console) for name in settings["corpora"]
+        }
+        bank_paths = {
+            name: banks.ensure_bank(name, DATA_DIR, bank_settings, console)
+            for name in synth_module.bank_names(settings)
+        }
+        bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        tasks: dict[str, TaskID] = {}
+
+        def progress(side: str, done: int, total: int, rate: float) -> None:
+            if side not in tasks:
+                tasks[side] = bar.add_task(side, total=total, rate="")
+            bar.update(tasks[side], completed=done, rate=f"{rate / 1e3:,.0f}k ex/s")
+
+        with bar:
+            summary = synth_module.synthesize(
+                settings, out, bank_paths, corpus_paths, cache_dir=DATA_DIR / "cache", progress=progress
+            )
+        for line in synth_module.summary_lines(summary, out):
+            console.print(line)
 
     run_reporting_errors(body, debug)
 
@@ -107,20 +154,21 @@ def synth(
 @app.command()
 def render(
     song: Annotated[Path, typer.Argument(help="A MIDI file (or midi-json) to render.")],
-    bank_name: Annotated[str, typer.Option("--bank", help="Bank name (data/banks/NAME.h5, built if missing) or .h5 path.")] = "steinway",
+    bank_name: Annotated[
+        str, typer.Option("--bank", help="Bank name (data/banks/NAME.h5, built if missing) or .h5 path.")
+    ] = "steinway",
     output: Annotated[Path, typer.Option("-o", "--output", help="The WAV file to write.")] = Path("song.wav"),
-    params_file: ParamsFile = DEFAULT_PARAMS,
+    params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
     """Render a whole piece through a bank with the synthesizer engine, to a WAV file."""
-    from builder import render as render_module
+    from builder import banks
+    from builder.dataset import render as render_module
 
     def body() -> None:
-        all_params = load_params(params_file)
-        settings = section(all_params, "synth", _synth_defaults())
-        bank_settings = section(all_params, "bank", _bank_defaults())
-        seconds = render_module.render_file(song, bank_name, output, settings=settings,
-                                            bank_settings=bank_settings, data_dir=Path("data"), console=console)
+        params = load_params(params_file)
+        bank_path = banks.ensure_bank(bank_name, DATA_DIR, params.section("bank", _warn), console)
+        seconds = render_module.render_file(song, bank_path, output, settings=params.section("synth", _warn))
         console.print(f"wrote {output}: {seconds:.1f} s of audio")
 
     run_reporting_errors(body, debug)
@@ -132,27 +180,13 @@ def inspect(
     debug: Debug = False,
 ) -> None:
     """Describe a dataset: shapes, split, banks, per-key counts and label statistics."""
-    from builder import store as store_module
+    from builder.dataset.inspect import describe_store
 
-    run_reporting_errors(lambda: store_module.print_description(store, console), debug)
+    def body() -> None:
+        for line in describe_store(store):
+            console.print(line, soft_wrap=True)
 
-
-def _bank_defaults() -> dict:
-    from builder.banks import DEFAULT_SETTINGS
-
-    return DEFAULT_SETTINGS
-
-
-def _corpus_defaults() -> dict:
-    from builder.corpus import DEFAULT_SETTINGS
-
-    return DEFAULT_SETTINGS
-
-
-def _synth_defaults() -> dict:
-    from builder.synth import DEFAULT_SETTINGS
-
-    return DEFAULT_SETTINGS
+    run_reporting_errors(body, debug)
 
 
 if __name__ == "__main__":

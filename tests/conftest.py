@@ -11,15 +11,13 @@ run from its parent finds everything by its default paths.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
 
-PIANO_KEYS = tuple(range(58, 73))          # A#3 .. C5: the test chord C4-E4-G4 and its neighbours
+PIANO_KEYS = tuple(range(58, 73))  # A#3 .. C5: the test chord C4-E4-G4 and its neighbours
 PIANO_BANK = "tinypiano"
 CHORD_CORPUS = "chords"
 
@@ -28,8 +26,8 @@ CHORD_CORPUS = "chords"
 class PianoModel:
     """Where the session's trained model and the world it learned from live."""
 
-    root: Path              # parent of data/ (run CLIs from here)
-    data_dir: Path          # root/data: banks/, corpus/, dataset.zarr
+    root: Path  # parent of data/ (run CLIs from here)
+    data_dir: Path  # root/data: banks/, corpus/, dataset.zarr
     store: Path
     model: Path
     bank: Path
@@ -50,40 +48,75 @@ def random_chord_pieces(keys: tuple[int, ...], count: int, seconds: float, seed:
                 rows.append((time, time + duration, key, rng.integers(40, 120)))
             time += duration + rng.uniform(0.0, 0.15)
         notes = np.array(rows, dtype=corpus.NOTE_DTYPE)
-        pieces.append(corpus.Piece(piece_id=f"{CHORD_CORPUS}/{index:02d}",
-                                   notes=notes[np.lexsort((notes["key"], notes["onset"]))]))
+        pieces.append(
+            corpus.Piece(
+                piece_id=f"{CHORD_CORPUS}/{index:02d}", notes=notes[np.lexsort((notes["key"], notes["onset"]))]
+            )
+        )
     return pieces
 
 
 @pytest.fixture(scope="session")
 def piano_model(tmp_path_factory) -> PianoModel:
-    from builder import banks, corpus, synth
+    from builder import banks, corpus
+    from pianoscribe.defaults import defaults
+    from tests.stores import synthesize_store
     from trainer import fit
 
     root = tmp_path_factory.mktemp("piano_model")
     data_dir = root / "data"
-    bank = banks.build_bank("timgm6mb", name=PIANO_BANK, settings={"layers": 2, "max_seconds": 1.0},
-                            cache_dir=data_dir / "cache", keys=PIANO_KEYS)
+    bank = banks.build_bank(
+        "timgm6mb",
+        name=PIANO_BANK,
+        settings={"layers": 2, "max_seconds": 1.0},
+        cache_dir=data_dir / "cache",
+        keys=PIANO_KEYS,
+    )
     bank_path = banks.bank_path(PIANO_BANK, data_dir)
     banks.write_bank(bank, bank_path)
-    corpus.write_corpus(corpus.Corpus(name=CHORD_CORPUS, pieces=random_chord_pieces(PIANO_KEYS, 24, 8.0, seed=0),
-                                      attrs={"source": "tests/conftest.py"}),
-                        corpus.corpus_path(CHORD_CORPUS, data_dir))
+    corpus.write_corpus(
+        corpus.Corpus(
+            name=CHORD_CORPUS,
+            pieces=random_chord_pieces(PIANO_KEYS, 24, 8.0, seed=0),
+            attrs={"source": "tests/conftest.py"},
+        ),
+        corpus.corpus_path(CHORD_CORPUS, data_dir),
+    )
 
-    synth_settings = copy.deepcopy(synth.DEFAULT_SETTINGS)
-    synth_settings.update({"n": 16384, "threads": 2, "frames_per_segment": 8, "test_fraction": 0.25,
-                           "corpora": [CHORD_CORPUS], "train_banks": [PIANO_BANK], "test_banks": [PIANO_BANK]})
+    synth_settings = defaults("synth")
+    synth_settings.update(
+        {
+            "n": 16384,
+            "threads": 2,
+            "frames_per_segment": 8,
+            "test_fraction": 0.25,
+            "corpora": [CHORD_CORPUS],
+            "train_banks": [PIANO_BANK],
+            "test_banks": [PIANO_BANK],
+        }
+    )
     synth_settings["storage"].update({"chunk_rows": 1024, "shard_rows": 4096})
     store = data_dir / "dataset.zarr"
-    synth.synthesize(synth_settings, store, bank_settings={}, corpus_settings={}, data_dir=data_dir,
-                     console=Console(quiet=True))
+    synthesize_store(synth_settings, store, data_dir)
 
-    fit_settings = copy.deepcopy(fit.DEFAULT_SETTINGS)
-    fit_settings.update({"epochs": 12, "batch_size": 64, "learning_rate": 0.003,
-                         "context": {"freq_filters": [4], "freq_kernel": 5, "freq_pool": 2, "frame_units": 64,
-                                     "context_units": 64, "dropout": 0.1}})
+    fit_settings = defaults("fit")
+    fit_settings.update(
+        {
+            "epochs": 12,
+            "batch_size": 64,
+            "learning_rate": 0.003,
+            "context": {
+                "freq_filters": [4],
+                "freq_kernel": 5,
+                "freq_pool": 2,
+                "frame_units": 64,
+                "context_units": 64,
+                "dropout": 0.1,
+            },
+        }
+    )
     model = root / "models" / "model.keras"
-    fit.fit(store, model, fit_settings, metrics_dir=root / "metrics", console=Console(quiet=True),
-            logs_dir=root / "logs")
-    return PianoModel(root=root, data_dir=data_dir, store=store, model=model, bank=bank_path,
-                      synth_settings=synth_settings)
+    fit.fit(store, model, fit_settings, metrics_dir=root / "metrics", report=None, logs_dir=root / "logs")
+    return PianoModel(
+        root=root, data_dir=data_dir, store=store, model=model, bank=bank_path, synth_settings=synth_settings
+    )

@@ -23,17 +23,21 @@ BIN = Path(sys.executable).parent
 TINY_PARAMS = {
     "bank": {"layers": 2, "max_seconds": 0.6},
     "corpus": {"procedural": {"pieces": 6, "seconds": 8.0, "seed": 0}, "chorales": {"max_pieces": 12}},
-    "synth": {"n": 4096, "frames_per_segment": 8, "test_fraction": 0.3,
-              "storage": {"chunk_rows": 256, "shard_rows": 1024}},
+    "synth": {
+        "n": 4096,
+        "frames_per_segment": 8,
+        "test_fraction": 0.3,
+        "storage": {"chunk_rows": 256, "shard_rows": 1024},
+    },
     "fit": {"epochs": 1, "batch_size": 16, "steps_per_epoch": 4, "val_steps": 2},
+    "decode": {"onset_threshold": 0.75, "frame_threshold": 0.25, "min_note_seconds": 0.05},
     "evaluate": {"pieces": 1, "max_seconds": 4.0},
 }
 
 
 def _dvc(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
-    return subprocess.run([str(BIN / "dvc"), *args], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=1800)
+    return subprocess.run([str(BIN / "dvc"), *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
 
 
 def _stale_stages(workdir: Path) -> set[str]:
@@ -55,7 +59,11 @@ def test_fit_change_reruns_only_fit_and_evaluate(tmp_path: Path) -> None:
     if (REPO / "data" / "cache").is_dir():  # downloaded wheels of the built-in banks: no need to fetch twice
         shutil.copytree(REPO / "data" / "cache", workdir / "data" / "cache")
     (workdir / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
-    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
+    for command in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"],
+    ):
         subprocess.run(["git", *command], cwd=workdir, check=True, capture_output=True)
 
     first = _dvc(workdir, "repro")

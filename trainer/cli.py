@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+from rich.progress import Progress, TaskID
 
-from builder.cli_support import Debug, ParamsFile, console, make_app, run_reporting_errors
-from builder.params import DEFAULT_PARAMS, apply_overrides, load_params, section
+from pianoscribe.cli import Debug, ParamsFile, console, make_app, run_reporting_errors
+from pianoscribe.params import apply_overrides, load_params
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,50 +21,134 @@ app = make_app("Train the transcription model on the synthesized dataset, transc
 ModelPath = Annotated[Path, typer.Option("--model", help="The model file.")]
 
 
+def _warn(message: str) -> None:
+    console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+
+
+class _RichFitReport:
+    """A ``trainer.fit.FitReport`` drawn on the console: a progress bar per epoch and one line of scores."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def message(self, text: str) -> None:
+        console.print(text)
+
+    def epoch_begin(self, epoch: int, epochs: int, steps: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+            self.progress.start()
+        self.task = self.progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, loss="-")
+
+    def batch_end(self, loss: float | None) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, advance=1, loss="-" if loss is None else f"{loss:.4f}")
+
+    def epoch_end(self, epoch: int, epochs: int, logs: dict) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.remove_task(self.task)
+        console.print(
+            f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', float('nan')):.4f}  "
+            f"test: loss {logs.get('val_loss', float('nan')):.4f}  "
+            f"frame P/R/F1 {logs.get('val_frame_precision', 0):.3f}/"
+            f"{logs.get('val_frame_recall', 0):.3f}/{logs.get('val_frame_f1', 0):.3f}  "
+            f"onset F1 {logs.get('val_onset_f1', 0):.3f}  energy MAE {logs.get('val_energy_mae', 0):.3f}"
+        )
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
 @app.command()
 def fit(
     data: Annotated[Path, typer.Option(help="The dataset written by `builder synth`.")] = Path("data/dataset.zarr"),
     model: ModelPath = Path("models/model.keras"),
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (params: fit.epochs).")] = None,
-    arch: Annotated[Optional[str], typer.Option(help="Architecture: context (default) or reference.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Batch size (params: fit.batch_size).")] = None,
-    params_file: ParamsFile = DEFAULT_PARAMS,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (params: fit.epochs).")] = None,
+    arch: Annotated[str | None, typer.Option(help="Architecture: context (default) or reference.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (params: fit.batch_size).")] = None,
+    params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
     """Train on the store's train split, scoring the test split each epoch; resumes an interrupted fit."""
-    from trainer import fit as fit_module
+    from trainer.fit import fit as fit_model
 
     def body() -> None:
-        settings = apply_overrides(section(load_params(params_file), "fit", fit_module.DEFAULT_SETTINGS),
-                                   {"epochs": epochs, "arch": arch, "batch_size": batch_size})
-        fit_module.fit(data, model, settings, metrics_dir=Path("metrics"), console=console)
+        settings = apply_overrides(
+            load_params(params_file).section("fit", _warn), {"epochs": epochs, "arch": arch, "batch_size": batch_size}
+        )
+        fit_model(data, model, settings, metrics_dir=Path("metrics"), report=_RichFitReport())
 
     run_reporting_errors(body, debug)
 
 
-OnsetThreshold = Annotated[Optional[float], typer.Option(
-    help="Onset probability a note must reach to start (params: evaluate.onset_threshold; else the model's).")]
-FrameThreshold = Annotated[Optional[float], typer.Option(
-    help="Frame probability a note must keep to go on sounding (params: evaluate.frame_threshold; else the model's).")]
-MinNote = Annotated[Optional[float], typer.Option(
-    "--min-note", help="Shortest note kept, seconds (params: evaluate.min_note_seconds; else the model's).")]
+OnsetThreshold = Annotated[
+    float | None,
+    typer.Option(
+        help="Onset probability a note must reach to start (params: decode.onset_threshold; null: the model's)."
+    ),
+]
+FrameThreshold = Annotated[
+    float | None,
+    typer.Option(
+        help="Frame probability a note must keep to go on sounding (params: decode.frame_threshold; null: the model's)."
+    ),
+]
+MinNote = Annotated[
+    float | None,
+    typer.Option(
+        "--min-note", help="Shortest note kept, seconds (params: decode.min_note_seconds; null: the model's)."
+    ),
+]
+
+
+def _decode_settings(params, info, onset_threshold, frame_threshold, min_note):
+    """The ``decode`` section with the flags given over it, resolved against the model file's own values."""
+    from trainer.inference.decode import DecodeSettings
+
+    settings = apply_overrides(
+        params.section("decode", _warn),
+        {"onset_threshold": onset_threshold, "frame_threshold": frame_threshold, "min_note_seconds": min_note},
+    )
+    return DecodeSettings.resolve(settings, info)
 
 
 @app.command()
 def infer(
     files: Annotated[list[Path], typer.Argument(help="Audio files (wav, flac, ogg; any rate, mono or stereo).")],
     model: ModelPath = Path("models/model.keras"),
-    out_dir: Annotated[Optional[Path], typer.Option(help="Where to write NAME.{mid,csv,npz,png} (default: beside each input).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option(help="Where to write NAME.{mid,csv,npz,png} (default: beside each input).")
+    ] = None,
     onset_threshold: OnsetThreshold = None,
     frame_threshold: FrameThreshold = None,
     min_note: MinNote = None,
-    params_file: ParamsFile = DEFAULT_PARAMS,
+    params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
     """Transcribe recordings to MIDI, CSV, per-frame arrays and a piano-roll picture."""
-    from trainer import evaluate as evaluate_module
-    from trainer import infer as infer_module
-    from trainer.transcribe import DecodeSettings, FrameModel
+    from trainer.inference import infer as infer_module
+    from trainer.inference.frame_model import FrameModel
 
     def report(result) -> None:
         if result.error is not None:
@@ -71,24 +156,28 @@ def infer(
             return
         transcription = result.transcription
         stem = infer_module.output_stem(result.path, out_dir)
-        console.print(f"{result.path}: {len(transcription.notes)} notes in {transcription.audio_seconds:.1f} s of audio, "
-                      f"transcribed in {transcription.wall_seconds:.2f} s ({transcription.speed:.0f}x realtime) "
-                      f"-> {stem}.{{mid,csv,npz,png}}", soft_wrap=True)
+        console.print(
+            f"{result.path}: {len(transcription.notes)} notes in {transcription.audio_seconds:.1f} s of audio, "
+            f"transcribed in {transcription.wall_seconds:.2f} s ({transcription.speed:.0f}x realtime) "
+            f"-> {stem}.{{mid,csv,npz,png}}",
+            soft_wrap=True,
+        )
 
     def body() -> int:
-        settings = apply_overrides(section(load_params(params_file), "evaluate", evaluate_module.DEFAULT_SETTINGS),
-                                   {"onset_threshold": onset_threshold, "frame_threshold": frame_threshold,
-                                    "min_note_seconds": min_note})
+        params = load_params(params_file)
         frame_model = FrameModel.load(model)
-        decode = DecodeSettings.resolve(settings, frame_model.info)
+        decode = _decode_settings(params, frame_model.info, onset_threshold, frame_threshold, min_note)
         results = infer_module.infer_files(files, frame_model, decode, out_dir, report=report)
-        done = [result for result in results if result.error is None]
-        audio_seconds = sum(result.transcription.audio_seconds for result in done)
-        wall_seconds = sum(result.transcription.wall_seconds for result in done)
+        done = [result.transcription for result in results if result.transcription is not None]
+        audio_seconds = sum(transcription.audio_seconds for transcription in done)
+        wall_seconds = sum(transcription.wall_seconds for transcription in done)
         speed = f"{audio_seconds / wall_seconds:.0f}x realtime" if wall_seconds > 0 else "-"
-        console.print(f"{len(done)} of {len(results)} files transcribed: "
-                      f"{sum(len(result.transcription.notes) for result in done)} notes, {audio_seconds:.1f} s of audio "
-                      f"in {wall_seconds:.2f} s ({speed})", soft_wrap=True)
+        console.print(
+            f"{len(done)} of {len(results)} files transcribed: "
+            f"{sum(len(transcription.notes) for transcription in done)} notes, {audio_seconds:.1f} s of audio "
+            f"in {wall_seconds:.2f} s ({speed})",
+            soft_wrap=True,
+        )
         return len(results) - len(done)
 
     failed = run_reporting_errors(body, debug)
@@ -99,43 +188,63 @@ def infer(
 @app.command()
 def evaluate(
     model: ModelPath = Path("models/model.keras"),
-    data: Annotated[Path, typer.Option(help="The dataset whose test split (pieces, banks) is evaluated.")] = Path("data/dataset.zarr"),
-    pieces: Annotated[Optional[int], typer.Option(help="Test pieces rendered and transcribed (params: evaluate.pieces).")] = None,
-    max_seconds: Annotated[Optional[float], typer.Option(help="Seconds of each piece (params: evaluate.max_seconds).")] = None,
+    data: Annotated[Path, typer.Option(help="The dataset whose test split (pieces, banks) is evaluated.")] = Path(
+        "data/dataset.zarr"
+    ),
+    pieces: Annotated[
+        int | None, typer.Option(help="Test pieces rendered and transcribed (params: evaluate.pieces).")
+    ] = None,
+    max_seconds: Annotated[
+        float | None, typer.Option(help="Seconds of each piece (params: evaluate.max_seconds).")
+    ] = None,
     onset_threshold: OnsetThreshold = None,
     frame_threshold: FrameThreshold = None,
     min_note: MinNote = None,
-    eval_dir: Annotated[Path, typer.Option(help="Where the rendered test audio, references and transcriptions go.")] = Path("data/eval"),
+    eval_dir: Annotated[
+        Path, typer.Option(help="Where the rendered test audio, references and transcriptions go.")
+    ] = Path("data/eval"),
     metrics_dir: Annotated[Path, typer.Option(help="Where eval.json and eval_roll.png go.")] = Path("metrics"),
-    params_file: ParamsFile = DEFAULT_PARAMS,
+    params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
     """Render the test pieces through the test banks, transcribe them, score with mir_eval."""
-    from trainer import evaluate as evaluate_module
-    from trainer.transcribe import FrameModel
+    from trainer.evaluation import evaluate as evaluate_module
+    from trainer.inference.frame_model import FrameModel
 
     def body() -> None:
-        settings = apply_overrides(section(load_params(params_file), "evaluate", evaluate_module.DEFAULT_SETTINGS),
-                                   {"pieces": pieces, "max_seconds": max_seconds, "onset_threshold": onset_threshold,
-                                    "frame_threshold": frame_threshold, "min_note_seconds": min_note})
+        params = load_params(params_file)
+        settings = apply_overrides(params.section("evaluate", _warn), {"pieces": pieces, "max_seconds": max_seconds})
         frame_model = FrameModel.load(model)
+        decode = _decode_settings(params, frame_model.info, onset_threshold, frame_threshold, min_note)
         with console.status("evaluating") as status:
-            result = evaluate_module.evaluate(frame_model, data, Path("data"), eval_dir, metrics_dir, settings,
-                                              progress=status.update)
+            result = evaluate_module.evaluate(
+                frame_model, decode, data, Path("data"), eval_dir, metrics_dir, settings, progress=status.update
+            )
         for piece_id, scores in result.scores["pieces"].items():
-            console.print(f"  {piece_id:40s} frame F1 {scores['frame_f1']:.3f}  note-onset F1 {scores['note_f1']:.3f}  "
-                          f"({scores['reference_notes']} notes, {scores['estimated_notes']} found)", soft_wrap=True)
+            console.print(
+                f"  {piece_id:40s} frame F1 {scores['frame_f1']:.3f}  note-onset F1 {scores['note_f1']:.3f}  "
+                f"({scores['reference_notes']} notes, {scores['estimated_notes']} found)",
+                soft_wrap=True,
+            )
         overall = result.scores["overall"]
-        console.print(f"overall ({overall['pieces']} pieces, {overall['audio_seconds']:.0f} s): "
-                      f"frame P/R/F1 {overall['frame_precision']:.3f}/{overall['frame_recall']:.3f}/"
-                      f"{overall['frame_f1']:.3f}, note-onset P/R/F1 {overall['note_precision']:.3f}/"
-                      f"{overall['note_recall']:.3f}/{overall['note_f1']:.3f}, {overall['speed_x_realtime']}x realtime",
-                      soft_wrap=True)
+        console.print(
+            f"overall ({overall['pieces']} pieces, {overall['audio_seconds']:.0f} s): "
+            f"frame P/R/F1 {overall['frame_precision']:.3f}/{overall['frame_recall']:.3f}/"
+            f"{overall['frame_f1']:.3f}, note-onset P/R/F1 {overall['note_precision']:.3f}/"
+            f"{overall['note_recall']:.3f}/{overall['note_f1']:.3f}, {overall['speed_x_realtime']}x realtime",
+            soft_wrap=True,
+        )
         registers = result.scores["frame_f1_by_register"]
-        console.print("frame F1 by register: " + ", ".join(f"{name} {scores['frame_f1']:.2f}"
-                                                           for name, scores in registers.items()), soft_wrap=True)
-        console.print(f"wrote {metrics_dir / 'eval.json'}, {metrics_dir / 'eval_roll.png'} ({result.roll_piece_id}), "
-                      f"audio and transcriptions in {eval_dir}", soft_wrap=True)
+        console.print(
+            "frame F1 by register: "
+            + ", ".join(f"{name} {scores['frame_f1']:.2f}" for name, scores in registers.items()),
+            soft_wrap=True,
+        )
+        console.print(
+            f"wrote {metrics_dir / 'eval.json'}, {metrics_dir / 'eval_roll.png'} ({result.roll_piece_id}), "
+            f"audio and transcriptions in {eval_dir}",
+            soft_wrap=True,
+        )
 
     run_reporting_errors(body, debug)
 

@@ -16,34 +16,26 @@ import numpy as np
 import tensorflow as tf
 import zarr
 
-from builder.errors import UserError
-from trainer.features import N_BINS, N_KEYS, FeatureStatistics, energy_target
-
-SLICE_ARRAYS = {"fft_magnitude": N_BINS, "key_energy": N_KEYS, "key_active": N_KEYS, "key_onset": N_KEYS}
+from builder.dataset.store import SLICE_WIDTHS, array
+from pianoscribe.constants import N_BINS, N_KEYS
+from pianoscribe.errors import UserError
+from trainer.features import FeatureStatistics, energy_target
 
 
 @dataclass
 class StoreSplit:
-    """One side (``train`` or ``test``) of an opened store, read block by block."""
+    """One side (``train`` or ``test``) of a store opened (and so checked) by ``builder.dataset.store.open_store``,
+    read block by block."""
 
     name: str
     group: zarr.Group
     frames_per_segment: int
 
     def __post_init__(self) -> None:
-        arrays = {name: self.group[name] for name in SLICE_ARRAYS if name in self.group}
-        missing = set(SLICE_ARRAYS) - set(arrays)
-        if missing:
-            raise UserError(f"{self.name}: missing arrays {', '.join(sorted(missing))}")
+        arrays = {name: array(self.group, name) for name in SLICE_WIDTHS}
         self.n_rows = arrays["fft_magnitude"].shape[0]
-        for name, width in SLICE_ARRAYS.items():
-            if arrays[name].shape != (self.n_rows, width):
-                raise UserError(f"{self.name}/{name}: shape {arrays[name].shape}, expected ({self.n_rows}, {width})")
         if self.n_rows == 0:
             raise UserError(f"{self.name}: the split is empty")
-        if self.n_rows % self.frames_per_segment:
-            raise UserError(f"{self.name}: {self.n_rows} rows is not a whole number of "
-                            f"{self.frames_per_segment}-frame segments")
         self.arrays = arrays
         chunk_rows = arrays["fft_magnitude"].chunks[0]
         self.block_rows = math.lcm(chunk_rows, self.frames_per_segment)
@@ -53,7 +45,7 @@ class StoreSplit:
     def read_block(self, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Rows of block ``block``: ``fft_magnitude`` (stored dtype), ``key_energy``, ``key_active``, ``key_onset``."""
         rows = slice(block * self.block_rows, min((block + 1) * self.block_rows, self.n_rows))
-        return tuple(self.arrays[name][rows] for name in SLICE_ARRAYS)  # type: ignore[return-value]
+        return tuple(self.arrays[name][rows] for name in SLICE_WIDTHS)  # type: ignore[return-value]
 
     def fft_dtype(self) -> np.dtype:
         return self.arrays["fft_magnitude"].dtype
@@ -64,8 +56,9 @@ class StoreSplit:
         return np.unique(np.linspace(0, self.n_blocks - 1, count).round().astype(np.int64))
 
 
-def train_statistics(split: StoreSplit, compression: float, max_rows: int,
-                     energy_percentile: float) -> tuple[np.ndarray, np.ndarray, float]:
+def train_statistics(
+    split: StoreSplit, compression: float, max_rows: int, energy_percentile: float
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Feature ``mean``/``std`` per bin and ``energy_scale``, from whole blocks spread over the train split.
 
     ``energy_scale`` is the ``energy_percentile`` of ``key_energy`` over sounding keys: a loud note's buffer.
@@ -95,17 +88,23 @@ def _block_reader(split: StoreSplit, energy_scale: float):
     return read
 
 
-def _segments(split: StoreSplit, blocks: tf.data.Dataset, energy_scale: float, parallel_reads: int,
-              deterministic: bool) -> tf.data.Dataset:
+def _segments(
+    split: StoreSplit, blocks: tf.data.Dataset, energy_scale: float, parallel_reads: int, deterministic: bool
+) -> tf.data.Dataset:
     """Blocks -> segments ``([T, 512] f32, [T, 88] u8, [T, 88] u8, [T, 88] f32)``, read in parallel."""
     frames = split.frames_per_segment
     reader = _block_reader(split, energy_scale)
 
     def read(block):
         fft_magnitude, active, onset, energy = tf.numpy_function(
-            reader, [block], (tf.float32, tf.uint8, tf.uint8, tf.float32), stateful=False)
-        return (tf.reshape(fft_magnitude, [-1, frames, N_BINS]), tf.reshape(active, [-1, frames, N_KEYS]),
-                tf.reshape(onset, [-1, frames, N_KEYS]), tf.reshape(energy, [-1, frames, N_KEYS]))
+            reader, [block], (tf.float32, tf.uint8, tf.uint8, tf.float32), stateful=False
+        )
+        return (
+            tf.reshape(fft_magnitude, [-1, frames, N_BINS]),
+            tf.reshape(active, [-1, frames, N_KEYS]),
+            tf.reshape(onset, [-1, frames, N_KEYS]),
+            tf.reshape(energy, [-1, frames, N_KEYS]),
+        )
 
     blocks = blocks.map(read, num_parallel_calls=parallel_reads, deterministic=deterministic)
     return blocks.unbatch()
@@ -113,8 +112,10 @@ def _segments(split: StoreSplit, blocks: tf.data.Dataset, energy_scale: float, p
 
 def _to_model_batch(fft_magnitude, active, onset, energy):
     """Cast a batch once (vectorized) to what the model and its losses take."""
-    return (fft_magnitude,
-            {"active": tf.cast(active, tf.float32), "onset": tf.cast(onset, tf.float32), "energy": energy})
+    return (
+        fft_magnitude,
+        {"active": tf.cast(active, tf.float32), "onset": tf.cast(onset, tf.float32), "energy": energy},
+    )
 
 
 def segments_per_batch(batch_size: int, frames_per_segment: int) -> int:
@@ -131,8 +132,9 @@ def training_dataset(split: StoreSplit, settings: dict[str, Any], energy_scale: 
     per_batch = segments_per_batch(settings["batch_size"], split.frames_per_segment)
     steps_per_pass = split.n_segments // per_batch
     if steps_per_pass == 0:
-        raise UserError(f"fit.batch_size: {settings['batch_size']} slices is more than the train split holds "
-                        f"({split.n_rows})")
+        raise UserError(
+            f"fit.batch_size: {settings['batch_size']} slices is more than the train split holds ({split.n_rows})"
+        )
     seed = int(settings["seed"])
     blocks = tf.data.Dataset.range(split.n_blocks).shuffle(split.n_blocks, seed=seed, reshuffle_each_iteration=True)
     segments = _segments(split, blocks, energy_scale, parallel_reads=tf.data.AUTOTUNE, deterministic=True)
@@ -143,8 +145,7 @@ def training_dataset(split: StoreSplit, settings: dict[str, Any], energy_scale: 
     return batches.prefetch(tf.data.AUTOTUNE), steps_per_pass
 
 
-def evaluation_dataset(split: StoreSplit, batch_size: int, energy_scale: float,
-                       max_steps: int = 0) -> tf.data.Dataset:
+def evaluation_dataset(split: StoreSplit, batch_size: int, energy_scale: float, max_steps: int = 0) -> tf.data.Dataset:
     """The whole split (or its first ``max_steps`` batches) in store order, for scoring."""
     per_batch = segments_per_batch(batch_size, split.frames_per_segment)
     blocks = tf.data.Dataset.range(split.n_blocks)

@@ -17,40 +17,21 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import scipy.signal
 
-from builder.errors import UserError
+from builder.engine import fft_magnitude_of_buffers as engine_fft_magnitude
+from pianoscribe.constants import BUFFER_SIZE, N_BINS, SAMPLE_RATE, WINDOWS
+from pianoscribe.errors import UserError
 
-SAMPLE_RATE = 44100
-BUFFER_SIZE = 1024
-N_BINS = BUFFER_SIZE // 2
-N_KEYS = 88
-WINDOWS = ("hann", "none")
 STD_FLOOR = 1e-3  # a bin that never varies (e.g. always silent) must not blow up the normalization
-
-
-def analysis_window(window: str, size: int = BUFFER_SIZE) -> np.ndarray:
-    """The synth's analysis window: ``hann`` is the periodic Hann window (``0.5 - 0.5 cos(2 pi n / size)``).
-
-    Periodic, not symmetric, because it is the FFT-analysis convention (``scipy.signal.get_window``) and
-    the engine's; ``none`` is rectangular and reproduces the reference.
-    """
-    if window == "hann":
-        return scipy.signal.windows.hann(size, sym=False).astype(np.float32)
-    if window == "none":
-        return np.ones(size, dtype=np.float32)
-    raise UserError(f"window: expected one of {', '.join(WINDOWS)}, got {window!r}")
 
 
 def fft_magnitude_of_buffers(buffers: np.ndarray, window: str, workers: int = -1) -> np.ndarray:
     """``|rfft(window * buffer)|`` bins 0..511 of ``[n, 1024]`` buffers -> ``[n, 512]`` float32.
 
     The Nyquist bin is dropped, as in the store. Computed by the synthesizer engine's own FFT code
-    (``builder.render.fft_magnitude_of_buffers``), so inference sees the very numbers training saw;
+    (``builder.engine.fft_magnitude_of_buffers``), so inference sees the very numbers training saw;
     ``workers`` threads (-1: all cores).
     """
-    from builder.render import fft_magnitude_of_buffers as engine_fft_magnitude
-
     buffers = np.asarray(buffers, dtype=np.float32)
     if buffers.ndim != 2 or buffers.shape[1] != BUFFER_SIZE:
         raise ValueError(f"buffers: expected shape [n, {BUFFER_SIZE}], got {list(buffers.shape)}")
@@ -86,8 +67,7 @@ def compress_magnitude(fft_magnitude: np.ndarray, compression: float) -> np.ndar
     return np.log1p(np.float32(compression) * np.asarray(fft_magnitude, dtype=np.float32))
 
 
-def spectral_features(fft_magnitude: np.ndarray, compression: float, mean: np.ndarray,
-                      std: np.ndarray) -> np.ndarray:
+def spectral_features(fft_magnitude: np.ndarray, compression: float, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """Numpy twin of :class:`SpectralFeatures` (tests check they agree): compress, then normalize per bin."""
     compressed = compress_magnitude(fft_magnitude, compression)
     return ((compressed - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)

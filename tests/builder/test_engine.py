@@ -6,34 +6,57 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from builder import synth
 from builder.banks import layer_for_velocity
+from builder.dataset import synth
+from builder.dataset.plan import SegmentPlan, noise_table, piece_table
+from builder.engine import load_bank_into, new_engine
 from tests.builder.conftest import notes, tone_bank
 
-RELEASE = 2000          # samples
+RELEASE = 2000  # samples
 FRAMES = 8
 SPAN = FRAMES * 1024
 
 
 def engine_with(bank, pieces, precision="float32", threads=1):
-    engine = synth.new_engine(threads)
-    synth.load_bank_into(engine, bank, precision)
-    synth.piece_table([(f"p{i}", piece) for i, piece in enumerate(pieces)], RELEASE).load_into(engine)
-    engine.set_noise(synth.noise_table(0))
+    engine = new_engine(threads)
+    load_bank_into(engine, bank, precision)
+    piece_table([(f"p{i}", piece) for i, piece in enumerate(pieces)], RELEASE).load_into(engine)
+    engine.set_noise(noise_table(0))
     return engine
 
 
-def run(engine, starts, pieces=None, fft_dtype=np.float32, window="none", gain=1.0, ratio=1.0, noise=0.0,
-        tilt=0.0, frames=FRAMES, exponent=1.0):
+def run(
+    engine,
+    starts,
+    pieces=None,
+    fft_dtype=np.float32,
+    window="none",
+    gain=1.0,
+    ratio=1.0,
+    noise=0.0,
+    tilt=0.0,
+    frames=FRAMES,
+    exponent=1.0,
+):
     count = len(starts)
-    plan = synth.SegmentPlan(piece=np.asarray(pieces if pieces is not None else [0] * count, np.int64),
-                             bank=np.zeros(count, np.int32), start_sample=np.asarray(starts, np.int64),
-                             gain=np.full(count, gain, np.float32), detune_ratio=np.full(count, ratio),
-                             noise_amplitude=np.full(count, noise, np.float32),
-                             noise_offset=np.full(count, 1000, np.int64), tilt_db=np.full(count, tilt, np.float32))
+    plan = SegmentPlan(
+        piece=np.asarray(pieces if pieces is not None else [0] * count, np.int64),
+        bank=np.zeros(count, np.int32),
+        start_sample=np.asarray(starts, np.int64),
+        gain=np.full(count, gain, np.float32),
+        detune_ratio=np.full(count, ratio),
+        noise_amplitude=np.full(count, noise, np.float32),
+        noise_offset=np.full(count, 1000, np.int64),
+        tilt_db=np.full(count, tilt, np.float32),
+    )
     buffers = synth.ShardBuffers.allocate(count * frames, np.dtype(fft_dtype).name)
-    settings = {"frames_per_segment": frames, "release_seconds": RELEASE / 44100, "velocity_exponent": exponent,
-                "window": window, "augment": {"tilt_pivot_hz": 1000.0}}
+    settings = {
+        "frames_per_segment": frames,
+        "release_seconds": RELEASE / 44100,
+        "velocity_exponent": exponent,
+        "window": window,
+        "augment": {"tilt_pivot_hz": 1000.0},
+    }
     synth.render_shard(engine, plan, buffers, settings)
     return buffers
 
@@ -106,9 +129,9 @@ def test_a_note_fades_over_the_release_instead_of_stopping_dead():
     _, per_key = reference_signal(bank, rows, 0, SPAN)
     energy = buffers.key_energy[:, 60 - 21]
     off_frame, end_frame = round(0.1 * 44100) // 1024, (round(0.1 * 44100) + RELEASE) // 1024
-    assert energy[off_frame + 1] > 0                           # still sounding after the note-off ...
-    assert energy[off_frame + 1] < energy[off_frame - 1] / 2   # ... but fading
-    assert not energy[end_frame + 1:].any()                    # and silent once the release is over
+    assert energy[off_frame + 1] > 0  # still sounding after the note-off ...
+    assert energy[off_frame + 1] < energy[off_frame - 1] / 2  # ... but fading
+    assert not energy[end_frame + 1 :].any()  # and silent once the release is over
     np.testing.assert_allclose(energy, (per_key[60].reshape(FRAMES, 1024) ** 2).sum(axis=1), rtol=1e-5, atol=1e-9)
 
 
@@ -138,8 +161,9 @@ def test_velocity_layers_and_gain():
     buffers = run(engine_with(bank, [notes(*rows)]), [0], gain=0.5, exponent=1.5)
     _, per_key = reference_signal(bank, rows, 0, SPAN, gain=0.5, exponent=1.5)
     for key in (60, 64):
-        np.testing.assert_allclose(buffers.key_energy[:, key - 21], (per_key[key].reshape(FRAMES, 1024) ** 2).sum(1),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            buffers.key_energy[:, key - 21], (per_key[key].reshape(FRAMES, 1024) ** 2).sum(1), rtol=1e-5
+        )
 
 
 @pytest.mark.parametrize("ratio", [2 ** (12 / 1200), 2 ** (-15 / 1200)])
@@ -148,8 +172,9 @@ def test_detune_resamples_by_linear_interpolation(ratio):
     rows = [(0.01, 0.15, 64, 100), (0.02, 0.17, 72, 50)]
     buffers = run(engine_with(bank, [notes(*rows)]), [100], ratio=ratio)
     mix, per_key = reference_signal(bank, rows, 100, SPAN, ratio=ratio)
-    np.testing.assert_allclose(buffers.key_energy[:, 64 - 21], (per_key[64].reshape(FRAMES, 1024) ** 2).sum(1),
-                               rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(
+        buffers.key_energy[:, 64 - 21], (per_key[64].reshape(FRAMES, 1024) ** 2).sum(1), rtol=1e-4, atol=1e-7
+    )
     expected = np.abs(np.fft.rfft(mix.reshape(FRAMES, 1024), axis=1))[:, :512]
     np.testing.assert_allclose(buffers.fft_magnitude, expected, rtol=1e-4, atol=1e-4 * expected.max())
 
@@ -182,8 +207,19 @@ def test_same_plan_gives_identical_bytes_with_one_and_two_threads():
     bank = tone_bank()
     pieces = [notes(*[(0.05 * i, 0.05 * i + 0.2, key, 20 + 5 * i) for i, key in enumerate((48, 60, 64, 67, 72) * 3)])]
     starts = np.arange(0, 60000, 917)
-    outputs = [run(engine_with(bank, pieces, "int16", threads), starts, window="hann", fft_dtype=np.float16,
-                   ratio=1.003, noise=1e-4, tilt=0.7, frames=1) for threads in (1, 2)]
+    outputs = [
+        run(
+            engine_with(bank, pieces, "int16", threads),
+            starts,
+            window="hann",
+            fft_dtype=np.float16,
+            ratio=1.003,
+            noise=1e-4,
+            tilt=0.7,
+            frames=1,
+        )
+        for threads in (1, 2)
+    ]
     for name in ("fft_magnitude", "key_energy", "key_active", "key_onset"):
         assert getattr(outputs[0], name).tobytes() == getattr(outputs[1], name).tobytes(), name
 
@@ -221,5 +257,10 @@ def test_bad_inputs_are_refused():
     with pytest.raises(TypeError):  # an output of the wrong dtype is refused, not silently converted
         engine.render(0, 0, np.zeros(100, np.float64), release_samples=0, velocity_exponent=1.0)
     with pytest.raises(ValueError, match="sorted"):
-        engine.set_notes(np.array([5, 1]), np.array([9, 9]), np.array([60, 60], np.uint8), np.array([9, 9], np.uint8),
-                         np.array([0, 2]))
+        engine.set_notes(
+            np.array([5, 1]),
+            np.array([9, 9]),
+            np.array([60, 60], np.uint8),
+            np.array([9, 9], np.uint8),
+            np.array([0, 2]),
+        )

@@ -7,14 +7,14 @@ Augmentation is off so a stored slice can be compared with the same buffer rende
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
 
-from builder import banks, corpus, synth
+from builder import banks, corpus
+from pianoscribe.defaults import defaults
+from tests.stores import synthesize_store
 
 SAMPLE_RATE = 44100
 LAYERS = 2
@@ -36,9 +36,15 @@ def harmonic_bank(name: str, brightness: float) -> banks.Bank:
         recordings.extend([0.05 * tone, 0.2 * tone])
     lengths = np.array([len(recording) for recording in recordings], dtype=np.int64).reshape(88, LAYERS)
     offsets = np.concatenate([[0], np.cumsum(lengths.ravel())[:-1]]).reshape(88, LAYERS)
-    return banks.Bank(name=name, sample_rate=SAMPLE_RATE, layer_velocities=banks.layer_velocities(LAYERS),
-                      audio=np.concatenate(recordings).astype(np.float32), offsets=offsets, lengths=lengths,
-                      source="test")
+    return banks.Bank(
+        name=name,
+        sample_rate=SAMPLE_RATE,
+        layer_velocities=banks.layer_velocities(LAYERS),
+        audio=np.concatenate(recordings).astype(np.float32),
+        offsets=offsets,
+        lengths=lengths,
+        source="test",
+    )
 
 
 def random_pieces(count: int, seconds: float, seed: int) -> list[corpus.Piece]:
@@ -66,10 +72,18 @@ def write_tiny_inputs(folder: Path) -> dict[str, Path]:
 
 
 def tiny_synth_settings(paths: dict[str, Path], n: int = 6144) -> dict:
-    settings = copy.deepcopy(synth.DEFAULT_SETTINGS)
-    settings.update({"n": n, "threads": 1, "frames_per_segment": 8, "test_fraction": 0.3,
-                     "corpora": [str(paths["corpus"])], "train_banks": [str(paths["train_bank"])],
-                     "test_banks": [str(paths["test_bank"])]})
+    settings = defaults("synth")
+    settings.update(
+        {
+            "n": n,
+            "threads": 1,
+            "frames_per_segment": 8,
+            "test_fraction": 0.3,
+            "corpora": [str(paths["corpus"])],
+            "train_banks": [str(paths["train_bank"])],
+            "test_banks": [str(paths["test_bank"])],
+        }
+    )
     settings["augment"].update({"noise_db": -200.0, "gain_db": 0.0, "tilt_db_per_octave": 0.0, "detune_cents": 0.0})
     settings["storage"].update({"chunk_rows": 256, "shard_rows": 1024})
     return settings
@@ -86,6 +100,5 @@ def tiny_store(tmp_path_factory, tiny_inputs) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("tiny_store")
     settings = tiny_synth_settings(tiny_inputs)
     store_path = folder / "dataset.zarr"
-    synth.synthesize(settings, store_path, bank_settings={}, corpus_settings={}, data_dir=folder,
-                     console=Console(quiet=True))
+    synthesize_store(settings, store_path, folder)
     return store_path, settings

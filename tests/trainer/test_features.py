@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builder.errors import UserError
+from pianoscribe.errors import UserError
 from trainer import features
 
 

@@ -1,0 +1,339 @@
+"""``builder synth``: render the planned segments shard by shard with the native engine and store them.
+
+A segment is ``frames_per_segment`` consecutive 1024-sample buffers (hop 1024) from one random position of one
+piece through one bank, with one draw of augmentation. Planning is vectorized numpy, seeded per shard
+(``seed``, side, shard index), so a shard's content never depends on threads or on other shards. The engine
+(``pianoscribe_native``) mixes, labels and FFTs a whole shard into preallocated arrays with the GIL released,
+while writer threads compress and write the previous shards: each shard is written whole by one writer
+(zarr loses data when writers share a shard), and at most ``storage.writers + 1`` shards are in memory,
+whatever ``--n``.
+
+The split is by piece and fixed: a piece's side is a pure function of its id and the seed
+(``builder.dataset.plan.piece_side``). Test segments are rendered through ``test_banks`` (a piano the model
+never hears), train segments through ``train_banks``.
+
+Labels and augmentation: ``key_energy`` is measured on each key's own signal as it is mixed, so it includes
+the segment's random gain and detune (the key's contribution as heard) but not the added noise (nobody's
+key) nor the EQ tilt, which is applied to the spectrum. ``key_active``/``key_onset`` come from the notes.
+The test side is rendered without augmentation unless ``augment.test`` is true: its scores then measure the
+clean audio ``trainer evaluate`` renders.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from builder.banks import read_bank
+from builder.corpus import read_corpus
+from builder.dataset import store
+from builder.dataset.plan import (
+    SegmentPlan,
+    noise_table,
+    piece_side,
+    piece_table,
+    plan_segments,
+    release_samples,
+    split_rows,
+)
+from builder.dataset.provenance import HASH_CACHE_NAME, hash_files, versions
+from builder.engine import load_bank_into, native, new_engine
+from pianoscribe.atomic import atomic_path
+from pianoscribe.constants import BUFFER_SIZE, N_BINS, N_KEYS, SAMPLE_RATE, WINDOWS
+from pianoscribe.defaults import defaults
+from pianoscribe.errors import UserError
+from pianoscribe.params import check_known_keys
+
+Progress = Callable[..., None]  # progress(side, rows done, total=rows of the side, rate=rows per second)
+BANK_PRECISIONS = ("int16", "float32")
+
+
+def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Validate the ``synth`` section (unknown keys included); returns it. ``UserError`` names the parameter."""
+    check_known_keys(settings, defaults("synth"), "synth")
+    frames = settings["frames_per_segment"]
+    for name in ("n", "frames_per_segment"):
+        value = settings[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(f"synth.{name}: expected a positive integer, got {value!r}")
+    if settings["n"] % frames:
+        raise UserError(f"synth.n: {settings['n']} is not a multiple of frames_per_segment {frames}")
+    if not isinstance(settings["seed"], int) or isinstance(settings["seed"], bool) or settings["seed"] < 0:
+        raise UserError(f"synth.seed: expected a non-negative integer, got {settings['seed']!r}")
+    if not isinstance(settings["threads"], int) or settings["threads"] < 0:
+        raise UserError(f"synth.threads: expected 0 (all cores) or a positive integer, got {settings['threads']!r}")
+    if not 0.0 <= float(settings["test_fraction"]) < 1.0:
+        raise UserError(f"synth.test_fraction: expected a number in [0, 1), got {settings['test_fraction']!r}")
+    for name in ("corpora", "train_banks", "test_banks"):
+        value = settings[name]
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise UserError(f"synth.{name}: expected a list of names or .h5 paths, got {value!r}")
+    if not settings["corpora"] or not settings["train_banks"]:
+        raise UserError("synth.corpora/train_banks: need at least one corpus and one train bank")
+    if float(settings["test_fraction"]) > 0 and not settings["test_banks"]:
+        raise UserError("synth.test_banks: test_fraction > 0 needs at least one test bank")
+    if settings["window"] not in WINDOWS:
+        raise UserError(f"synth.window: expected one of {', '.join(WINDOWS)}, got {settings['window']!r}")
+    if settings["bank_precision"] not in BANK_PRECISIONS:
+        raise UserError(
+            f"synth.bank_precision: expected one of {', '.join(BANK_PRECISIONS)}, got {settings['bank_precision']!r}"
+        )
+    for name in ("release_seconds", "velocity_exponent"):
+        if not float(settings[name]) >= 0:
+            raise UserError(f"synth.{name}: expected a number >= 0, got {settings[name]!r}")
+    augment = settings["augment"]
+    for name in ("gain_db", "tilt_db_per_octave", "detune_cents"):
+        if not float(augment[name]) >= 0:
+            raise UserError(f"synth.augment.{name}: expected a number >= 0 (the +- range), got {augment[name]!r}")
+    if not float(augment["tilt_pivot_hz"]) > 0:
+        raise UserError(f"synth.augment.tilt_pivot_hz: expected a frequency > 0, got {augment['tilt_pivot_hz']!r}")
+    if float(augment["detune_cents"]) >= 600:
+        raise UserError(f"synth.augment.detune_cents: {augment['detune_cents']} is not a slight detune (< 600)")
+    store.check_storage(settings["storage"], frames)
+    return settings
+
+
+@dataclass
+class ShardBuffers:
+    """Preallocated outputs of one shard (reused: at most two exist)."""
+
+    fft_magnitude: np.ndarray
+    key_energy: np.ndarray
+    key_active: np.ndarray
+    key_onset: np.ndarray
+
+    @classmethod
+    def allocate(cls, rows: int, fft_dtype: str) -> ShardBuffers:
+        return cls(
+            np.empty((rows, N_BINS), dtype=fft_dtype),
+            np.empty((rows, N_KEYS), np.float32),
+            np.empty((rows, N_KEYS), np.uint8),
+            np.empty((rows, N_KEYS), np.uint8),
+        )
+
+    def rows(self, count: int) -> ShardBuffers:
+        return ShardBuffers(
+            self.fft_magnitude[:count], self.key_energy[:count], self.key_active[:count], self.key_onset[:count]
+        )
+
+
+def render_shard(engine: Any, plan: SegmentPlan, buffers: ShardBuffers, settings: dict[str, Any]) -> None:
+    """Mix, label and FFT the planned segments into ``buffers`` (GIL released, engine threads)."""
+    engine.synthesize(
+        plan.piece,
+        plan.bank,
+        plan.start_sample,
+        plan.gain,
+        plan.detune_ratio,
+        plan.noise_amplitude,
+        plan.noise_offset,
+        plan.tilt_db,
+        buffers.fft_magnitude,
+        buffers.key_energy,
+        buffers.key_active,
+        buffers.key_onset,
+        frames_per_segment=settings["frames_per_segment"],
+        release_samples=release_samples(settings),
+        velocity_exponent=float(settings["velocity_exponent"]),
+        window=settings["window"],
+        tilt_pivot_hz=float(settings["augment"]["tilt_pivot_hz"]),
+    )
+
+
+@dataclass
+class SynthSummary:
+    """What ``builder synth`` reports at the end."""
+
+    rows: dict[str, int]
+    seconds: float
+    disk_bytes: int
+    raw_bytes: int
+    keys_covered: dict[str, int]
+    built: list[str] = field(default_factory=list)
+
+    @property
+    def examples_per_second(self) -> float:
+        return sum(self.rows.values()) / max(self.seconds, 1e-9)
+
+
+def bank_names(settings: dict[str, Any]) -> list[str]:
+    """Every bank the settings name (train then test, each once), as ``params`` names them."""
+    return list(dict.fromkeys(settings["train_banks"] + settings["test_banks"]))
+
+
+def synthesize(
+    settings: dict[str, Any],
+    out: Path | str,
+    bank_paths: dict[str, Path],
+    corpus_paths: dict[str, Path],
+    cache_dir: Path | str,
+    progress: Progress | None = None,
+) -> SynthSummary:
+    """Write the dataset store at ``out`` (atomically); see the module docstring.
+
+    ``bank_paths`` / ``corpus_paths`` map the names in ``settings`` to existing files (the CLI finds or builds
+    them first); ``cache_dir`` keeps the input hashes; ``progress(side, rows done, rows of the side, rows per
+    second)`` is called as shards are written.
+    """
+    started = time.perf_counter()
+    settings = check_settings(settings)
+    seed, frames = settings["seed"], settings["frames_per_segment"]
+    progress = progress or (lambda side, done, total, rate: None)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="input-hasher") as hasher:
+        hashes = hasher.submit(
+            hash_files, [*corpus_paths.values(), *bank_paths.values()], Path(cache_dir) / HASH_CACHE_NAME
+        )
+        pieces: dict[str, list[tuple[str, np.ndarray]]] = {"train": [], "test": []}
+        for name in settings["corpora"]:
+            for piece in read_corpus(corpus_paths[name]).pieces:
+                if len(piece.notes):
+                    pieces[piece_side(piece.piece_id, seed, float(settings["test_fraction"]))].append(
+                        (piece.piece_id, piece.notes)
+                    )
+        rows = split_rows(settings["n"], frames, float(settings["test_fraction"]))
+        for side in store.SIDES:
+            if rows[side] and not pieces[side]:
+                raise UserError(
+                    f"synth.corpora: no piece with notes falls on the {side} side "
+                    f"(test_fraction {settings['test_fraction']}, seed {seed}); add pieces or change them"
+                )
+
+        storage = settings["storage"]
+        statistics = {side: store.empty_statistics() for side in store.SIDES}
+        out = Path(out)
+        with atomic_path(out, suffix=".zarr") as temporary:
+            root = store.create_store(temporary, rows, frames, storage)
+            with ThreadPoolExecutor(max_workers=storage["writers"], thread_name_prefix="zarr-writer") as writer:
+                for side in store.SIDES:
+                    if not rows[side]:
+                        continue
+                    side_bank_paths = [bank_paths[name] for name in settings[f"{side}_banks"]]
+                    _synthesize_side(
+                        side,
+                        settings,
+                        root[side],
+                        pieces[side],
+                        side_bank_paths,
+                        rows[side],
+                        writer,
+                        statistics[side],
+                        partial(progress, side, total=rows[side]),
+                    )
+            input_hashes = hashes.result()
+            attrs = {
+                "params": settings,
+                "banks": {name: input_hashes[path] for name, path in bank_paths.items()},
+                "corpora": {name: input_hashes[path] for name, path in corpus_paths.items()},
+                "split": {side: sorted(piece_id for piece_id, _ in pieces[side]) for side in store.SIDES},
+                "versions": versions(str(native().__version__)),
+                "frames_per_segment": frames,
+                "sample_rate": SAMPLE_RATE,
+                "buffer_size": BUFFER_SIZE,
+                "rows": rows,
+                "statistics": {side: store.statistics_attrs(statistics[side]) for side in store.SIDES},
+            }
+            store.finish_store(root, attrs)
+            raw = store.raw_bytes(root)
+    return SynthSummary(
+        rows=rows,
+        seconds=time.perf_counter() - started,
+        disk_bytes=store.disk_bytes(out),
+        raw_bytes=raw,
+        keys_covered={side: int((statistics[side]["active_per_key"] > 0).sum()) for side in store.SIDES},
+    )
+
+
+def _synthesize_side(
+    side: str,
+    settings: dict[str, Any],
+    group: Any,
+    side_pieces: list[tuple[str, np.ndarray]],
+    bank_paths: list[Path],
+    n_rows: int,
+    writer: ThreadPoolExecutor,
+    statistics: dict[str, Any],
+    report: Any,
+) -> None:
+    """Render one side shard by shard; the writer thread writes shard k while the engine renders shard k+1.
+
+    The side's banks live in the engine only while the side renders (an int16 engine copy lets the float32
+    arrays go right after loading)."""
+    frames = settings["frames_per_segment"]
+    storage = settings["storage"]
+    shard_rows = storage["shard_rows"]
+    side_index = store.SIDES.index(side)
+    augment = side == "train" or bool(settings["augment"]["test"])
+    table = piece_table(side_pieces, release_samples(settings))
+    engine = new_engine(settings["threads"])
+    for path in bank_paths:
+        load_bank_into(engine, read_bank(path), settings["bank_precision"])
+    table.load_into(engine)
+    engine.set_noise(noise_table(settings["seed"]))
+    bank_names = np.array(settings[f"{side}_banks"], dtype=object)  # as params name them (name or path)
+    piece_ids = np.array(table.piece_ids, dtype=object)
+    writers = storage["writers"]
+    buffers = [ShardBuffers.allocate(min(shard_rows, n_rows), storage["fft_dtype"]) for _ in range(writers + 1)]
+    pending: deque[tuple[int, Future]] = deque()  # (rows done when it finishes, write of one shard)
+    started = time.perf_counter()
+    for shard, first_row in enumerate(range(0, n_rows, shard_rows)):
+        count = min(shard_rows, n_rows - first_row)
+        rng = np.random.default_rng([settings["seed"], side_index, shard])
+        plan = plan_segments(table, len(bank_paths), count // frames, rng, settings, augment)
+        # this buffer's previous shard (writers + 1 shards ago) has been written: at most `writers` are pending
+        block = buffers[shard % (writers + 1)].rows(count)
+        render_shard(engine, plan, block, settings)  # overlaps the writes of the previous shards
+        store.add_statistics(statistics, block.key_energy, block.key_active, block.key_onset)
+        while len(pending) >= writers:
+            done, write = pending.popleft()
+            write.result()
+            report(done, rate=done / (time.perf_counter() - started))
+        segment_values = {
+            "piece_id": piece_ids[plan.piece],
+            "bank": bank_names[plan.bank],
+            "start_sample": plan.start_sample,
+        }
+        pending.append(
+            (
+                first_row + count,
+                writer.submit(_write_shard, group, first_row, block, first_row // frames, segment_values),
+            )
+        )
+    while pending:
+        done, write = pending.popleft()
+        write.result()
+        report(done, rate=done / (time.perf_counter() - started))
+
+
+def _write_shard(
+    group: Any, first_row: int, block: ShardBuffers, first_segment: int, segment_values: dict[str, np.ndarray]
+) -> None:
+    """One writer, one whole shard: one assignment per array over the shard's rows."""
+    rows = slice(first_row, first_row + len(block.key_energy))
+    group["fft_magnitude"][rows] = block.fft_magnitude
+    group["key_energy"][rows] = block.key_energy
+    group["key_active"][rows] = block.key_active
+    group["key_onset"][rows] = block.key_onset
+    segments = slice(first_segment, first_segment + len(segment_values["start_sample"]))
+    for name, values in segment_values.items():
+        group[name][segments] = values
+
+
+def summary_lines(summary: SynthSummary, out: Path | str) -> list[str]:
+    """What ``builder synth`` prints at the end."""
+    total = sum(summary.rows.values())
+    return [
+        f"wrote {out}: {total:,} examples (train {summary.rows['train']:,}, test {summary.rows['test']:,})",
+        f"  {summary.seconds:.1f} s, {summary.examples_per_second:,.0f} examples/s (whole command)",
+        f"  {summary.disk_bytes / 1e6:,.1f} MB on disk, {summary.raw_bytes / 1e6:,.1f} MB raw, "
+        f"compression {summary.raw_bytes / max(summary.disk_bytes, 1):.2f}x",
+        "  key coverage (keys active in at least one example): "
+        + ", ".join(f"{side} {count}/88" for side, count in summary.keys_covered.items()),
+    ]

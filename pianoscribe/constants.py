@@ -1,0 +1,32 @@
+"""The audio grid and the keyboard, defined once: every module of both stages takes them from here.
+
+The native engine has its own copies (C++ constants); :func:`check_engine` asserts they agree when the engine
+is loaded (``builder.engine``), so a mismatch is an error at start-up, not silently wrong data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SAMPLE_RATE = 44100  # Hz: banks, rendered audio, the dataset and inference
+BUFFER_SIZE = 1024  # samples per buffer = per FFT slice; hop = buffer (frames do not overlap)
+N_BINS = BUFFER_SIZE // 2  # FFT magnitude bins kept (0..511, Nyquist dropped)
+HOP_SECONDS = BUFFER_SIZE / SAMPLE_RATE
+LOWEST_KEY = 21  # A0, MIDI number of key index 0
+HIGHEST_KEY = 108  # C8
+N_KEYS = HIGHEST_KEY - LOWEST_KEY + 1
+WINDOWS = ("hann", "none")  # FFT analysis windows: periodic Hann, or rectangular (the reference's)
+
+
+def check_engine(engine_module: Any) -> None:
+    """Raise ``RuntimeError`` if the native engine was built with another buffer size or bin count."""
+    exported = {"BUFFER_SIZE": BUFFER_SIZE, "BINS": N_BINS}
+    wrong = {
+        name: getattr(engine_module, name, None)
+        for name, value in exported.items()
+        if getattr(engine_module, name, None) != value
+    }
+    if wrong:
+        raise RuntimeError(
+            f"pianoscribe_native: built with {wrong}, this code needs {exported}; rebuild it with `make setup`"
+        )

@@ -1,0 +1,109 @@
+"""The built-in value of every parameter, one section per stage: the only place defaults are written.
+
+``params.yaml`` (what DVC tracks and a user edits) holds the same values with a line of help each;
+``tests/test_defaults.py`` proves section by section that it matches. The CLIs read a section with
+:func:`pianoscribe.params.section`, which merges the file's values over these.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "bank": {
+        "layers": 10,  # velocity layers rendered or derived per key
+        "max_seconds": 4.0,  # longest kept recording
+        "tail_db": -70.0,  # cut where the envelope falls this far below the peak
+        "fade_seconds": 0.05,  # linear fade at the cut
+        "normalize_rms": 0.1,  # the top layer's median attack RMS after normalization
+    },
+    "corpus": {
+        "procedural": {"pieces": 300, "seconds": 60.0, "seed": 0},
+        "chorales": {"max_pieces": 0},  # 0 = all; a small number makes a quick corpus for pipeline tests
+    },
+    "synth": {
+        "n": 1000000,  # FFT slices in total, train + test
+        "seed": 0,
+        "threads": 0,  # 0 = all cores
+        "frames_per_segment": 16,  # consecutive buffers per random position
+        "test_fraction": 0.15,  # share of pieces (and of slices) on the test side
+        "corpora": ["chorales", "procedural"],
+        "train_banks": ["timgm6mb", "merlin", "modal", "modal-1", "modal-2", "modal-3"],
+        "test_banks": ["steinway"],
+        "window": "hann",  # hann | none
+        "release_seconds": 0.08,  # a note-off fades over this time
+        "velocity_exponent": 1.0,  # gain within a layer = (velocity / layer velocity) ** exponent
+        "bank_precision": "int16",  # int16 | float32: how the engine holds banks
+        "augment": {
+            "noise_db": -70.0,
+            "gain_db": 6.0,
+            "tilt_db_per_octave": 1.5,
+            "tilt_pivot_hz": 1000.0,
+            "detune_cents": 15.0,
+            "test": False,
+        },
+        "storage": {
+            "fft_dtype": "float16",
+            "chunk_rows": 4096,
+            "shard_rows": 65536,
+            "codec": "zstd",
+            "level": 3,
+            "fft_codec": "blosc-lz4",
+            "fft_level": 5,
+            "shuffle": "bitshuffle",
+            "writers": 2,
+        },
+    },
+    "fit": {
+        "arch": "context",
+        "epochs": 15,
+        "batch_size": 256,
+        "learning_rate": 0.001,
+        "lr_schedule": "cosine",
+        "context_frames": 5,
+        "lookahead_frames": 1,
+        "shuffle_buffer": 16384,
+        "seed": 0,
+        "loss_weights": {"active": 1.0, "onset": 1.0, "energy": 0.5},
+        "positive_weight": {"active": 2.0, "onset": 10.0},
+        "compression": 100.0,
+        "steps_per_epoch": 0,
+        "val_steps": 0,
+        "stats_rows": 65536,
+        "energy_scale_percentile": 99.0,
+        "min_note_seconds": 0.05,
+        "reference": {"dropout": 0.5},
+        "context": {
+            "freq_filters": [8],
+            "freq_kernel": 5,
+            "freq_pool": 2,
+            "frame_units": 256,
+            "context_units": 256,
+            "dropout": 0.2,
+            "envelope_db": 12.0,
+            "bass_cut_db": 30.0,
+            "harmonics": 8,
+            "harmonic_divisions": [1, 2, 3],
+            "harmonic_filters": 8,
+        },
+    },
+    "decode": {  # how `trainer infer` and `trainer evaluate` turn probabilities into notes
+        "onset_threshold": 0.75,  # null: the value stored in the model file
+        "frame_threshold": 0.25,
+        "min_note_seconds": 0.05,
+    },
+    "evaluate": {
+        "pieces": 12,  # test pieces rendered and transcribed
+        "max_seconds": 60.0,  # of each piece
+    },
+}
+
+SECTIONS = tuple(_DEFAULTS)
+
+
+def defaults(section: str) -> dict[str, Any]:
+    """A fresh copy of one section's defaults (callers may change it)."""
+    if section not in _DEFAULTS:
+        raise KeyError(f"no params section {section!r} (sections: {', '.join(SECTIONS)})")
+    return copy.deepcopy(_DEFAULTS[section])

@@ -1,0 +1,116 @@
+"""``trainer infer`` end to end, with a model trained in the session fixture (tests/conftest.py: piano_model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile
+import soxr
+from typer.testing import CliRunner
+
+from builder.corpus import NOTE_DTYPE
+from pianoscribe.constants import HOP_SECONDS
+from trainer.cli import app
+from trainer.inference.outputs import read_csv
+
+CHORD = np.array([(0.3, 0.8, 60, 100), (0.3, 0.8, 64, 90), (0.3, 0.8, 67, 80)], dtype=NOTE_DTYPE)
+MODEL_THRESHOLDS = "decode: {onset_threshold: null, frame_threshold: null, min_note_seconds: null}\n"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def chord_audio(piano_model) -> np.ndarray:
+    from builder import banks
+    from builder.dataset import render
+
+    return render.render_notes(CHORD, banks.read_bank(piano_model.bank), piano_model.synth_settings)
+
+
+@pytest.fixture(scope="module")
+def model_thresholds(tmp_path_factory) -> Path:
+    """A params file that decodes with the thresholds stored in the model (the tiny model's own)."""
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text(MODEL_THRESHOLDS)
+    return path
+
+
+def infer(model: Path, *arguments: str, params: Path | None = None):
+    extra = ["--params", str(params)] if params is not None else []
+    result = CliRunner().invoke(app, ["infer", *arguments, "--model", str(model), *extra])
+    return result, result.output  # stdout and stderr, interleaved
+
+
+def test_a_rendered_chord_comes_back_as_its_keys(piano_model, chord_audio, model_thresholds, tmp_path: Path) -> None:
+    soundfile.write(tmp_path / "chord.wav", chord_audio, 44100, subtype="FLOAT")
+    result, output = infer(
+        piano_model.model, str(tmp_path / "chord.wav"), "--out-dir", str(tmp_path / "out"), params=model_thresholds
+    )
+    assert result.exit_code == 0, output
+    assert "chord.wav: 3 notes" in output and "x realtime" in output
+
+    notes = read_csv(tmp_path / "out" / "chord.csv")
+    assert sorted(notes["key"]) == [60, 64, 67]
+    assert abs(notes["onset"].min() - 0.3) < 0.05
+
+    midi = pretty_midi.PrettyMIDI(str(tmp_path / "out" / "chord.mid"))
+    from_midi = sorted(
+        (round(note.start, 2), round(note.end, 2), note.pitch, note.velocity) for note in midi.instruments[0].notes
+    )
+    from_csv = sorted(
+        (round(float(note["onset"]), 2), round(float(note["offset"]), 2), int(note["key"]), int(note["velocity"]))
+        for note in notes
+    )
+    assert from_midi == from_csv
+
+    with np.load(tmp_path / "out" / "chord.npz") as frames:
+        n_frames = -(-len(chord_audio) // 1024)
+        assert frames["amplitude"].shape == frames["probability"].shape == (n_frames, 88)
+        np.testing.assert_allclose(frames["frame_times"], np.arange(n_frames) * HOP_SECONDS)
+        middle = int(0.55 / HOP_SECONDS)
+        assert set(np.flatnonzero(frames["probability"][middle] > 0.5) + 21) == {60, 64, 67}
+    assert (tmp_path / "out" / "chord.png").stat().st_size > 10_000
+
+
+def test_stereo_48k_24bit_gives_the_same_notes(piano_model, chord_audio, model_thresholds, tmp_path: Path) -> None:
+    soundfile.write(tmp_path / "original.wav", chord_audio, 44100, subtype="FLOAT")
+    at_48k = soxr.resample(chord_audio, 44100, 48000, quality="VHQ")
+    soundfile.write(tmp_path / "stereo.wav", np.stack([at_48k, at_48k], axis=1), 48000, subtype="PCM_24")
+    soundfile.write(tmp_path / "flac16.flac", chord_audio, 44100, subtype="PCM_16")
+    result, output = infer(
+        piano_model.model,
+        *(str(tmp_path / name) for name in ("original.wav", "stereo.wav", "flac16.flac")),
+        params=model_thresholds,
+    )
+    assert result.exit_code == 0, output
+    original = read_csv(tmp_path / "original.csv")
+    for other in ("stereo", "flac16"):
+        notes = read_csv(tmp_path / f"{other}.csv")
+        assert list(notes["key"]) == list(original["key"]), other
+        np.testing.assert_allclose(notes["onset"], original["onset"], atol=HOP_SECONDS + 1e-6)
+        np.testing.assert_allclose(notes["offset"], original["offset"], atol=HOP_SECONDS + 1e-6)
+
+
+def test_bad_files_are_named_and_the_others_still_run(piano_model, chord_audio, tmp_path: Path) -> None:
+    good = tmp_path / "good.wav"
+    soundfile.write(good, chord_audio, 44100, subtype="PCM_16")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "text.flac").write_text("not audio at all\n" * 50)
+    (tmp_path / "cut.wav").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    bad = ["missing.wav", "empty.wav", "text.flac", "cut.wav"]
+    result, output = infer(piano_model.model, *(str(tmp_path / name) for name in [bad[0], "good.wav", *bad[1:]]))
+    assert result.exit_code == 1
+    lines = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 4
+    for name, words, line in zip(bad, ["no such file", "empty", "not an audio file", "truncated"], lines):
+        assert f"{tmp_path / name}:" in line and words in line
+    assert "1 of 5 files transcribed" in output
+    assert (tmp_path / "good.csv").exists() and not (tmp_path / "cut.csv").exists()
+
+
+def test_a_missing_model_is_one_line(tmp_path: Path) -> None:
+    result, output = infer(tmp_path / "nope.keras", str(tmp_path / "song.wav"))
+    assert result.exit_code == 1 and "nope.keras" in output and "Traceback" not in output

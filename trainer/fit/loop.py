@@ -1,0 +1,226 @@
+"""``trainer fit``: train on the store's train split, score the test split every epoch, resume after a kill.
+
+A fit keeps its state in a checkpoint folder beside the model (``.NAME.keras.checkpoint/``): Keras'
+``BackupAndRestore`` weights + optimizer + epoch, and the per-epoch score rows. Started again with the same
+arguments it continues from the last finished epoch and ends with the same number of epochs; with other
+settings or another store it starts over. At the end the frame/onset thresholds with the best F1 on the test
+split go into the model's ``ModelInfo``, the model is written atomically, and the checkpoint is removed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import keras
+import tensorflow as tf
+
+from builder.dataset.store import SIDES, attributes, open_store, side_group
+from pianoscribe.errors import UserError
+from trainer import data as data_module
+from trainer import model as models
+from trainer.fit.checkpoint import Checkpoint, History, fingerprint
+from trainer.fit.losses import compile_model
+from trainer.fit.metrics import CSV_COLUMNS, write_metrics
+from trainer.fit.scores import score_split
+
+
+class FitReport(Protocol):
+    """What a fit tells its caller as it goes (the CLI draws it; ``SilentReport`` ignores it)."""
+
+    def message(self, text: str) -> None: ...
+    def epoch_begin(self, epoch: int, epochs: int, steps: int) -> None: ...
+    def batch_end(self, loss: float | None) -> None: ...
+    def epoch_end(self, epoch: int, epochs: int, logs: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+class SilentReport:
+    """A ``FitReport`` that says nothing (library and test use)."""
+
+    def message(self, text: str) -> None:
+        pass
+
+    def epoch_begin(self, epoch: int, epochs: int, steps: int) -> None:
+        pass
+
+    def batch_end(self, loss: float | None) -> None:
+        pass
+
+    def epoch_end(self, epoch: int, epochs: int, logs: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def fit(
+    data: Path,
+    model_path: Path,
+    settings: dict[str, Any],
+    metrics_dir: Path = Path("metrics"),
+    report: FitReport | None = None,
+    logs_dir: Path = Path("logs/fit"),
+) -> dict[str, Any]:
+    """Train ``settings['arch']`` on ``data``; write ``model_path``, ``metrics_dir/fit.{json,csv}``, TensorBoard logs.
+
+    Returns the final metrics (what ``fit.json`` holds).
+    """
+    report = report or SilentReport()
+    data, model_path, metrics_dir = Path(data), Path(model_path), Path(metrics_dir)
+    _check_settings(settings)
+    if model_path.suffix != ".keras":
+        raise UserError(f"{model_path}: the model file must end in .keras")
+    store = open_store(data)
+    store_attrs = attributes(store)
+    frames_per_segment = int(store_attrs["frames_per_segment"])
+    window = str(store_attrs["params"]["window"])
+    train, test = (
+        data_module.StoreSplit(f"{data}/{side}", side_group(store, side), frames_per_segment) for side in SIDES
+    )
+
+    keras.utils.set_random_seed(int(settings["seed"]))
+    arch = settings["arch"]
+    feature_mean, feature_std, energy_scale = data_module.train_statistics(
+        train, settings["compression"], int(settings["stats_rows"]), float(settings["energy_scale_percentile"])
+    )
+    model, info = models.new_model(settings, window, feature_mean, feature_std, energy_scale)
+    train_batches, steps_per_pass = data_module.training_dataset(train, settings, energy_scale)
+    steps_per_epoch = int(settings["steps_per_epoch"]) or steps_per_pass
+    compile_model(model, settings, total_steps=steps_per_epoch * int(settings["epochs"]))
+    macs = models.macs_per_frame(model)
+    test_batches = data_module.evaluation_dataset(
+        test, settings["batch_size"], energy_scale, int(settings["val_steps"])
+    )
+    report.message(
+        f"fit [bold]{arch}[/bold] on {data}: train {train.n_rows} slices, test {test.n_rows} slices, "
+        f"segments of {frames_per_segment}, window {window}; {model.count_params():,} weights, "
+        f"{macs / 1e6:.2f} M MACs per frame; {settings['epochs']} epochs x {steps_per_epoch} steps "
+        f"of {data_module.segments_per_batch(settings['batch_size'], frames_per_segment)} segments"
+    )
+
+    checkpoint = Checkpoint(model_path, fingerprint(data, store_attrs, settings), report.message)
+    history = checkpoint.history()
+    scores = TestSplitScores(test_batches, history, settings)
+    callbacks = [
+        scores,  # first: adds the test-split scores to `logs` for everything after it, saves the rows
+        keras.callbacks.BackupAndRestore(str(checkpoint.folder / "backup"), delete_checkpoint=False),
+        keras.callbacks.TensorBoard(log_dir=str(logs_dir / model_path.stem), write_graph=False),
+        ReportProgress(report, steps_per_epoch, int(settings["epochs"])),
+    ]
+    try:
+        model.fit(
+            train_batches,
+            epochs=int(settings["epochs"]),
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,
+        )
+    finally:  # Ctrl-C: leave the terminal clean; the checkpoint of the last finished epoch stays for a rerun
+        report.close()
+
+    rows = history.rows
+    if not rows or rows[-1]["epoch"] != int(settings["epochs"]):  # nothing ran (e.g. epochs 0): score once
+        final_scores = score_split(model, test_batches, settings)
+        rows.append(
+            {
+                "epoch": int(settings["epochs"]),
+                **{f"val_{key}": value for key, value in final_scores.items()},
+                "seconds": 0.0,
+            }
+        )
+    final = rows[-1]
+    info.frame_threshold, info.onset_threshold = final["val_frame_threshold"], final["val_onset_threshold"]
+    models.set_model_info(model, info)
+    models.save_model(model, model_path)
+    summary = {
+        "arch": arch,
+        "epochs": final["epoch"],
+        **{key: final[key] for key in CSV_COLUMNS if key in final},
+        "frame_threshold": info.frame_threshold,
+        "onset_threshold": info.onset_threshold,
+        "train_seconds": round(sum(row["seconds"] for row in rows), 1),
+        "macs_per_frame": macs,
+        "weights": model.count_params(),
+        "train_slices": train.n_rows,
+        "test_slices": test.n_rows,
+        "energy_scale": energy_scale,
+        "context_frames": info.context_frames,
+        "lookahead_frames": info.lookahead_frames,
+    }
+    for key in ("seconds", "epoch", "val_frame_threshold", "val_onset_threshold"):
+        summary.pop(key, None)
+    write_metrics(metrics_dir, rows, summary)
+    checkpoint.remove()
+    report.message(
+        f"wrote {model_path}: test frame F1 {final['val_frame_f1']:.3f} (threshold {info.frame_threshold}), "
+        f"onset F1 {final['val_onset_f1']:.3f} (threshold {info.onset_threshold}), energy MAE "
+        f"{final['val_energy_mae']:.3f}; {summary['train_seconds']:.0f} s of training"
+    )
+    return summary
+
+
+def _check_settings(settings: dict[str, Any]) -> None:
+    for key in ("epochs", "batch_size"):
+        if int(settings[key]) < (0 if key == "epochs" else 1):
+            raise UserError(f"fit.{key}: must be positive, got {settings[key]}")
+    if settings["arch"] not in models.ARCHITECTURES:
+        raise UserError(f"fit.arch: expected one of {', '.join(models.ARCHITECTURES)}, got {settings['arch']!r}")
+    if settings["lr_schedule"] not in ("cosine", "constant"):
+        raise UserError(f"fit.lr_schedule: expected cosine or constant, got {settings['lr_schedule']!r}")
+    if float(settings["compression"]) <= 0:
+        raise UserError(f"fit.compression: must be > 0, got {settings['compression']}")
+    weights = settings["loss_weights"]
+    if not isinstance(weights, dict) or set(weights) != set(models.HEADS):
+        raise UserError(f"fit.loss_weights: expected weights for {', '.join(models.HEADS)}, got {weights}")
+    positive = settings["positive_weight"]
+    if not isinstance(positive, dict) or set(positive) != {"active", "onset"} or min(positive.values()) <= 0:
+        raise UserError(f"fit.positive_weight: expected positive weights for active and onset, got {positive}")
+
+
+class TestSplitScores(keras.callbacks.Callback):
+    """Scores the test split after every epoch, adds ``val_frame_f1`` & co. to the logs and records the row."""
+
+    def __init__(self, batches: tf.data.Dataset, history: History, settings: dict[str, Any]) -> None:
+        super().__init__()
+        self.batches = batches
+        self.history = history
+        self.settings = settings
+        self.started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.started:  # first epoch of this run: BackupAndRestore has set where we resume
+            self.history.keep_until(epoch)
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs.update(
+            {f"val_{key}": value for key, value in score_split(self.model, self.batches, self.settings).items()}
+        )
+        row = {
+            "epoch": epoch + 1,
+            **{key: float(value) for key, value in logs.items()},
+            "seconds": round(time.monotonic() - self.started, 2),
+        }
+        self.history.record(row)
+
+
+class ReportProgress(keras.callbacks.Callback):
+    """Hands Keras' epoch and batch events to a ``FitReport``."""
+
+    def __init__(self, report: FitReport, steps: int, epochs: int) -> None:
+        super().__init__()
+        self.report, self.steps, self.epochs = report, steps, epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.report.epoch_begin(epoch, self.epochs, self.steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        self.report.batch_end(None if loss is None else float(loss))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.report.epoch_end(epoch, self.epochs, dict(logs or {}))

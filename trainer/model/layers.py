@@ -1,0 +1,186 @@
+"""The custom Keras layers of the models: metadata, time padding, training-time augmentation, harmonic sampling.
+
+Each is registered with Keras (package ``pianoscribe``) so a model file loads without this code's help.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from pianoscribe import keyboard
+from pianoscribe.constants import BUFFER_SIZE, HIGHEST_KEY, LOWEST_KEY, N_BINS, N_KEYS, SAMPLE_RATE
+from pianoscribe.errors import UserError
+from trainer.model.model_file import ModelInfo
+
+
+@keras.saving.register_keras_serializable(package="pianoscribe")
+class ModelInfoLayer(keras.layers.Layer):
+    """Identity on the input; exists so ``ModelInfo`` travels in the model file's config.
+
+    Thresholds chosen after training are set with ``set_info`` before saving.
+    """
+
+    def __init__(self, info: dict[str, Any], **kwargs):
+        super().__init__(**kwargs)
+        self.info = dict(info)
+
+    def set_info(self, info: ModelInfo) -> None:
+        self.info = info.to_dict()
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "info": dict(self.info)}
+
+
+@keras.saving.register_keras_serializable(package="pianoscribe")
+class FrameContextPadding(keras.layers.Layer):
+    """Zero-pad the time axis so a ``valid`` convolution of ``context_frames`` keeps the sequence length.
+
+    ``context_frames - 1 - lookahead_frames`` frames before, ``lookahead_frames`` after: frame ``t`` sees
+    ``t - past .. t + lookahead`` and nothing later.
+    """
+
+    def __init__(self, context_frames: int, lookahead_frames: int, **kwargs):
+        super().__init__(**kwargs)
+        self.context_frames = int(context_frames)
+        self.lookahead_frames = int(lookahead_frames)
+
+    def call(self, sequence):
+        past = self.context_frames - 1 - self.lookahead_frames
+        rest = [[0, 0]] * (len(sequence.shape) - 2)
+        return keras.ops.pad(sequence, [[0, 0], [past, self.lookahead_frames], *rest])
+
+    def compute_output_shape(self, input_shape):
+        time = input_shape[1]
+        return (input_shape[0], None if time is None else time + self.context_frames - 1, *input_shape[2:])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "context_frames": self.context_frames,
+            "lookahead_frames": self.lookahead_frames,
+        }
+
+
+@keras.saving.register_keras_serializable(package="pianoscribe")
+class SpectralEnvelopeAugment(keras.layers.Layer):
+    """Training only: multiply each segment's magnitudes by a random smooth spectral envelope.
+
+    Pianos differ most in their spectral envelope (brightness, body resonances), so the model is shown
+    random ones: ``control_points`` gains uniform in +-``max_db``, spaced evenly on a log-frequency axis and
+    interpolated linearly between them. One envelope per sequence (the same for all its frames); at
+    inference the layer passes its input through.
+
+    ``bass_cut_db`` > 0 adds a random bass cut per sequence: a 12 dB/octave slope below a corner drawn
+    log-uniformly in ``BASS_CUT_CORNER_HZ``, at most a depth drawn uniformly in [0, ``bass_cut_db``]. Why: a
+    grand's lowest octaves radiate little at their fundamental, while the SoundFont pianos we train on are
+    strongest there; without it the model learns "no fundamental -> the octave above".
+    """
+
+    BASS_CUT_CORNER_HZ = (40.0, 300.0)
+
+    def __init__(self, max_db: float, control_points: int = 8, seed: int = 0, bass_cut_db: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.max_db = float(max_db)
+        self.control_points = int(control_points)
+        self.seed = int(seed)
+        self.bass_cut_db = float(bass_cut_db)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        octaves = np.log2(np.maximum(np.arange(N_BINS), 1.0))  # bin 0 and 1 share the lowest point
+        positions = octaves / octaves.max() * (self.control_points - 1)
+        below = np.clip(np.floor(positions).astype(int), 0, self.control_points - 2)
+        weight_above = positions - below
+        interpolation = np.zeros((self.control_points, N_BINS), np.float32)
+        interpolation[below, np.arange(N_BINS)] = 1.0 - weight_above
+        interpolation[below + 1, np.arange(N_BINS)] = weight_above
+        self.interpolation = interpolation
+        bin_hz = np.maximum(np.arange(N_BINS), 0.5) * SAMPLE_RATE / BUFFER_SIZE  # bin 0 counts as half a bin
+        self.bin_octave = np.log2(bin_hz).astype(np.float32)
+
+    def call(self, fft_magnitude, training=None):
+        if not training or (self.max_db <= 0 and self.bass_cut_db <= 0):
+            return fft_magnitude
+        batch = keras.ops.shape(fft_magnitude)[0]
+        gains_db = keras.random.uniform(
+            (batch, 1, self.control_points), -self.max_db, self.max_db, seed=self.seed_generator
+        )
+        envelope_db = keras.ops.matmul(gains_db, keras.ops.convert_to_tensor(self.interpolation))
+        if self.bass_cut_db > 0:
+            low, high = np.log2(self.BASS_CUT_CORNER_HZ)
+            corner_octave = keras.random.uniform((batch, 1, 1), low, high, seed=self.seed_generator)
+            depth_db = keras.random.uniform((batch, 1, 1), 0.0, self.bass_cut_db, seed=self.seed_generator)
+            octaves_below = keras.ops.maximum(corner_octave - keras.ops.convert_to_tensor(self.bin_octave), 0.0)
+            envelope_db = envelope_db - keras.ops.minimum(12.0 * octaves_below, depth_db)
+        return fft_magnitude * keras.ops.power(10.0, envelope_db / 20.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "max_db": self.max_db,
+            "control_points": self.control_points,
+            "seed": self.seed,
+            "bass_cut_db": self.bass_cut_db,
+        }
+
+
+@keras.saving.register_keras_serializable(package="pianoscribe")
+class HarmonicSampler(keras.layers.Layer):
+    """``[batch, time, 512]`` features -> ``[batch, time, 88, positions]``: each key's features at multiples of
+    its fundamental (linear interpolation between bins; 0 above the last bin).
+
+    ``harmonics`` = 8 and ``divisions`` = (1,) read the first 8 partials. ``divisions`` (2, 3) add the points
+    n f0 / 2 and n f0 / 3 up to ``harmonics`` f0: where the partials of the notes an octave and a twelfth
+    below would be. Why: a key's own partials are also the even partials of the key an octave down; energy at
+    1.5 f0, 2.5 f0, ... tells the per-key filter that the lower note, not this one, is sounding (octave
+    errors were a third of the extra frames on the held-out piano).
+
+    A fixed (untrained) matrix: the layout of partials is the same on every piano, so what is learned on
+    top of it is shared by all keys and does not depend on one instrument's timbre.
+    """
+
+    def __init__(self, harmonics: int, divisions: tuple[int, ...] | list[int] = (1,), **kwargs):
+        super().__init__(**kwargs)
+        self.harmonics = int(harmonics)
+        self.divisions = tuple(int(division) for division in divisions)
+        self.multiples = harmonic_multiples(self.harmonics, self.divisions)
+        fundamentals = keyboard.key_frequency(np.arange(LOWEST_KEY, HIGHEST_KEY + 1))
+        positions = fundamentals[:, None] * self.multiples / (SAMPLE_RATE / BUFFER_SIZE)
+        n_positions = len(self.multiples)
+        sampler = np.zeros((N_BINS, N_KEYS, n_positions), np.float32)
+        below = np.floor(positions).astype(int)
+        weight_above = (positions - below).astype(np.float32)
+        keys, points = np.meshgrid(np.arange(N_KEYS), np.arange(n_positions), indexing="ij")
+        inside = below + 1 < N_BINS
+        sampler[below[inside], keys[inside], points[inside]] = 1.0 - weight_above[inside]
+        sampler[below[inside] + 1, keys[inside], points[inside]] = weight_above[inside]
+        self.sampler = sampler.reshape(N_BINS, N_KEYS * n_positions)
+
+    def call(self, features):
+        sampled = keras.ops.matmul(features, keras.ops.convert_to_tensor(self.sampler))
+        shape = keras.ops.shape(features)
+        return keras.ops.reshape(sampled, (shape[0], shape[1], N_KEYS, len(self.multiples)))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], N_KEYS, len(self.multiples))
+
+    def get_config(self):
+        return {**super().get_config(), "harmonics": self.harmonics, "divisions": list(self.divisions)}
+
+
+def harmonic_multiples(harmonics: int, divisions: tuple[int, ...]) -> np.ndarray:
+    """Sorted distinct multiples ``n / d`` of f0 in (0, ``harmonics``] for each division ``d``."""
+    if not divisions or min(divisions) < 1:
+        raise UserError(f"fit.context.harmonic_divisions: expected positive integers, got {list(divisions)}")
+    multiples = {round(n / division, 9) for division in divisions for n in range(1, harmonics * division + 1)}
+    return np.array(sorted(multiples), dtype=np.float64)

@@ -1,0 +1,117 @@
+"""The model file ``models/model.keras``: what it carries besides the weights (``ModelInfo``), saving, loading and
+checking that a loaded model can be fed the way this code featurizes audio (ARCHITECTURE.md, "Model file")."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from pianoscribe.constants import BUFFER_SIZE, N_BINS, SAMPLE_RATE, WINDOWS
+from pianoscribe.errors import UserError
+from trainer.features import SpectralFeatures
+
+HEADS = ("active", "onset", "energy")  # the outputs, each [batch, time, 88]
+INFO_LAYER_NAME = "model_info"
+FEATURES_LAYER_NAME = "spectral_features"
+
+
+@dataclass
+class ModelInfo:
+    """What a caller needs besides the weights: how to slice/window audio, how far the model looks, thresholds."""
+
+    arch: str
+    context_frames: int
+    lookahead_frames: int
+    window: str
+    energy_scale: float
+    sample_rate: int = SAMPLE_RATE
+    buffer_size: int = BUFFER_SIZE
+    onset_threshold: float = 0.5
+    frame_threshold: float = 0.5
+    min_note_seconds: float = 0.05
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)  # libraries it was trained with
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelInfo:
+        names = {field.name for field in dataclasses.fields(cls)}
+        missing = {field.name for field in dataclasses.fields(cls) if field.default is dataclasses.MISSING} - set(
+            values
+        )
+        if missing:
+            raise UserError(f"model info: missing {', '.join(sorted(missing))}")
+        return cls(**{key: value for key, value in values.items() if key in names})
+
+
+def model_info(model: keras.Model) -> ModelInfo:
+    try:
+        layer = model.get_layer(INFO_LAYER_NAME)
+    except ValueError as error:
+        raise UserError(f"model {model.name}: no '{INFO_LAYER_NAME}' layer (not a pianoscribe model)") from error
+    return ModelInfo.from_dict(layer.info)
+
+
+def set_model_info(model: keras.Model, info: ModelInfo) -> None:
+    model.get_layer(INFO_LAYER_NAME).set_info(info)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Write the ``.keras`` file atomically (temporary name, then rename), without optimizer state."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise UserError(f"{path}: the model file must end in .keras")
+    inference_model = model.__class__.from_config(model.get_config())  # uncompiled: no optimizer state in the file
+    inference_model.set_weights(model.get_weights())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # keras.saving.save_model wants a name ending in .keras: save under the real name in a temporary folder beside
+    # the target, then rename (atomic on one file system)
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as folder:
+        temporary = Path(folder) / path.name
+        keras.saving.save_model(inference_model, temporary)
+        os.replace(temporary, path)
+
+
+def load_model(path: Path | str) -> tuple[keras.Model, ModelInfo]:
+    """Load a model written by ``trainer fit`` and check it is one this code can feed."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such model file (run `trainer fit` first)")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not a Keras model file")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many kinds for a broken or foreign file
+        raise UserError(f"{path}: cannot load the model ({' '.join(str(error).split())[:200]})") from error
+    info = model_info(model)
+    check_featurization(model, info, path)
+    return model, info
+
+
+def check_featurization(model: keras.Model, info: ModelInfo, path: Path | str) -> None:
+    """The model must take 512-bin slices of 1024-sample buffers at 44.1 kHz and carry its own features layer."""
+    problems = []
+    if info.sample_rate != SAMPLE_RATE or info.buffer_size != BUFFER_SIZE:
+        problems.append(
+            f"made for {info.buffer_size}-sample buffers at {info.sample_rate} Hz, "
+            f"this code slices {BUFFER_SIZE} at {SAMPLE_RATE}"
+        )
+    if info.window not in WINDOWS:
+        problems.append(f"unknown window {info.window!r}")
+    if tuple(model.inputs[0].shape[2:]) != (N_BINS,):
+        problems.append(f"input has shape {tuple(model.inputs[0].shape)}, expected (batch, time, {N_BINS})")
+    if not any(isinstance(layer, SpectralFeatures) for layer in model.layers):
+        problems.append("no featurization layer inside")
+    missing_heads = set(HEADS) - set(model.output_names if hasattr(model, "output_names") else [])
+    if missing_heads:
+        problems.append(f"missing heads {', '.join(sorted(missing_heads))}")
+    if problems:
+        raise UserError(f"{path}: model/featurization mismatch: {'; '.join(problems)}")
