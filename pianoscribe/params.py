@@ -2,8 +2,9 @@
 
 Only the CLI layers call this: every other module takes plain arguments. A file named with ``--params``
 must exist; without one, ``./params.yaml`` is read when present (the DVC pipeline's) and the built-in
-defaults (:mod:`pianoscribe.defaults`) apply otherwise. Unknown sections and unknown keys are errors that
-name them, so a typo never silently falls back to a default.
+defaults (:mod:`pianoscribe.defaults`) apply otherwise. Unknown sections and unknown keys (in any section,
+checked when the file is read) are errors that name them, so a typo never silently falls back to a default;
+a section the file lacks is a warning, and its defaults apply.
 """
 
 from __future__ import annotations
@@ -63,10 +64,21 @@ def load_params(path: Path | str | None = None) -> Params:
         raise UserError(f"{path}: the params file is empty (expected sections: {', '.join(SECTIONS)})")
     if not isinstance(loaded, dict):
         raise UserError(f"{path}: expected a mapping of stage sections, got {type(loaded).__name__}")
+    _check_sections(loaded, path)
+    return Params(values=loaded, path=path)
+
+
+def _check_sections(loaded: dict[Any, Any], path: Path) -> None:
+    """Refuse an unknown section, or an unknown key in any section, when the file is read.
+
+    Every section is checked, not only the ones the running command reads, so a typo in ``fit`` is
+    reported by ``builder corpus`` too instead of waiting, unnoticed, for the stage that reads it.
+    """
     unknown = [str(name) for name in loaded if name not in SECTIONS]
     if unknown:
         raise UserError(f"{path}: unknown section '{unknown[0]}' (sections: {', '.join(SECTIONS)})")
-    return Params(values=loaded, path=path)
+    for name, values in loaded.items():
+        _merge_into(defaults(name), values, prefix=name, source=str(path))
 
 
 def apply_overrides(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

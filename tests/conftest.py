@@ -120,3 +120,27 @@ def piano_model(tmp_path_factory) -> PianoModel:
     return PianoModel(
         root=root, data_dir=data_dir, store=store, model=model, bank=bank_path, synth_settings=synth_settings
     )
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(size)`` mounts a tmpfs of ``size`` (e.g. "64k") in the test's folder: a disk that fills up
+    (root only: skipped elsewhere); unmounted after the test."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        folder = tmp_path / f"disk-{size}"
+        folder.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.decode().strip()[:80]})")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=False)

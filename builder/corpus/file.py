@@ -13,11 +13,16 @@ import h5py
 import numpy as np
 
 from builder.corpus.notes import NOTE_DTYPE, Corpus, Piece
-from builder.hdf5 import open_for_reading
+from builder.hdf5 import DAMAGED, damaged, holds, open_for_reading, read_attribute
 from pianoscribe.atomic import atomic_path
 from pianoscribe.errors import UserError
 
 FORMAT_VERSION = 1
+
+
+def is_corpus_file(path: Path) -> bool:
+    """Whether ``path`` is a corpus file this project wrote (the only kind ``write_corpus`` may replace)."""
+    return holds(path, "corpus", ("notes", "piece_id"))
 
 
 def write_corpus(corpus: Corpus, path: Path | str) -> None:
@@ -38,7 +43,10 @@ def write_corpus(corpus: Corpus, path: Path | str) -> None:
         if len(notes)
         else {}
     )
-    with atomic_path(path, suffix=".h5") as temporary, h5py.File(temporary, "w") as file:
+    with (
+        atomic_path(path, suffix=".h5", replaceable=is_corpus_file, kind="a corpus file") as temporary,
+        h5py.File(temporary, "w") as file,
+    ):
         file.create_dataset("notes", data=notes, track_times=False, **compressed)
         file.create_dataset("piece_start", data=piece_start, track_times=False)
         file.create_dataset(
@@ -56,23 +64,10 @@ def read_corpus(path: Path | str) -> Corpus:
     """Read a corpus file; ``UserError`` naming the file if it is missing or not a corpus."""
     path = Path(path)
     with open_for_reading(path, "corpus") as file:
-        missing = [name for name in ("notes", "piece_start", "piece_id") if name not in file]
-        if missing or "format_version" not in file.attrs:
-            raise UserError(f"{path}: not a corpus file (missing {', '.join(missing) or 'format_version'})")
-        if int(file.attrs["format_version"]) != FORMAT_VERSION:
-            raise UserError(
-                f"{path}: corpus format {file.attrs['format_version']}, this version reads "
-                f"{FORMAT_VERSION}; rebuild it with `builder corpus`"
-            )
-        if file["notes"].dtype != NOTE_DTYPE:
-            raise UserError(f"{path}: notes have dtype {file['notes'].dtype}, expected {NOTE_DTYPE}")
-        notes = file["notes"][()]
-        piece_start = file["piece_start"][()]
-        piece_ids = [
-            value.decode("utf-8") if isinstance(value, bytes) else str(value) for value in file["piece_id"][()]
-        ]
-        name = str(file.attrs["name"])
-        attrs = json.loads(file.attrs["attrs"])
+        try:
+            notes, piece_start, piece_ids, name, attrs = _corpus_contents(path, file)
+        except DAMAGED as error:
+            raise damaged(path, "corpus", error) from error
     if len(piece_start) != len(piece_ids) + 1 or piece_start[-1] != len(notes):
         raise UserError(f"{path}: piece_start does not match the notes and piece ids")
     pieces = [
@@ -80,6 +75,25 @@ def read_corpus(path: Path | str) -> Corpus:
         for index, piece_id in enumerate(piece_ids)
     ]
     return Corpus(name=name, pieces=pieces, attrs=attrs)
+
+
+def _corpus_contents(path: Path, file: h5py.File) -> tuple[np.ndarray, np.ndarray, list[str], str, dict]:
+    missing = [name for name in ("notes", "piece_start", "piece_id") if name not in file]
+    if missing or "format_version" not in file.attrs:
+        raise UserError(f"{path}: not a corpus file (missing {', '.join(missing) or 'format_version'})")
+    if int(file.attrs["format_version"]) != FORMAT_VERSION:
+        raise UserError(
+            f"{path}: corpus format {file.attrs['format_version']}, this version reads "
+            f"{FORMAT_VERSION}; rebuild it with `builder corpus`"
+        )
+    if file["notes"].dtype != NOTE_DTYPE:
+        raise UserError(f"{path}: notes have dtype {file['notes'].dtype}, expected {NOTE_DTYPE}")
+    notes = file["notes"][()]
+    piece_start = file["piece_start"][()]
+    piece_ids = [value.decode("utf-8") if isinstance(value, bytes) else str(value) for value in file["piece_id"][()]]
+    name = str(read_attribute(file, "name", "string"))
+    attrs = json.loads(read_attribute(file, "attrs", "string"))
+    return notes, piece_start, piece_ids, name, attrs
 
 
 def corpus_path(name_or_path: str | Path, data_dir: Path | str) -> Path:
