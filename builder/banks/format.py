@@ -21,12 +21,14 @@ import h5py
 import numpy as np
 
 from builder.banks.processing import ATTACK_RMS_SECONDS, attack_rms
-from builder.hdf5 import open_for_reading
+from builder.hdf5 import DAMAGED, damaged, holds, open_for_reading, read_array, read_attribute
 from pianoscribe.atomic import atomic_path
 from pianoscribe.constants import LOWEST_KEY, N_KEYS, SAMPLE_RATE
 from pianoscribe.errors import UserError
 
 FORMAT_VERSION = 1
+_BANK_DATASETS = ("audio", "offsets", "lengths", "layer_velocities")
+_BANK_ATTRIBUTES = ("name", "source", "sample_rate")
 
 
 @dataclass
@@ -52,6 +54,11 @@ class Bank:
         return self.audio[start : start + int(self.lengths[key - LOWEST_KEY, layer])]
 
 
+def is_bank_file(path: Path) -> bool:
+    """Whether ``path`` is a bank file this project wrote (the only kind ``write_bank`` may replace)."""
+    return holds(path, "bank", ("audio", "offsets"))
+
+
 def write_bank(bank: Bank, path: Path | str) -> None:
     """Write atomically; identical banks give identical bytes (no timestamps, fixed order)."""
     path = Path(path)
@@ -65,7 +72,10 @@ def write_bank(bank: Bank, path: Path | str) -> None:
             if recording.size:
                 peak[key_index, layer] = np.abs(recording).max()
                 rms[key_index, layer] = attack_rms(recording)
-    with atomic_path(path) as temporary, h5py.File(temporary, "w", track_order=False) as bank_file:
+    with (
+        atomic_path(path, replaceable=is_bank_file, kind="a bank file") as temporary,
+        h5py.File(temporary, "w", track_order=False) as bank_file,
+    ):
         datasets = {
             "audio": bank.audio.astype(np.float32, copy=False),
             "offsets": bank.offsets.astype(np.int64),
@@ -96,41 +106,67 @@ def _json_default(value: Any) -> Any:
 
 
 def read_bank(path: Path | str) -> Bank:
-    """Load a bank file, checking that it is one, of this format version, with a consistent layout."""
+    """Load a bank file, checking that it is one, of this format version, with a consistent layout.
+
+    Anything wrong with the file, down to a damaged HDF5 structure, is one ``UserError`` naming it.
+    """
     path = Path(path)
-    with open_for_reading(path, "bank") as bank_file:
-        version = bank_file.attrs.get("format_version")
-        if version is None or "audio" not in bank_file:
-            raise UserError(f"{path}: not a bank (no format_version / audio)")
-        if int(version) != FORMAT_VERSION:
-            raise UserError(
-                f"{path}: bank format version {int(version)}, this build reads {FORMAT_VERSION}; "
-                f"rebuild it with `builder bank`"
-            )
-        try:
-            bank = Bank(
-                name=str(bank_file.attrs["name"]),
-                sample_rate=int(bank_file.attrs["sample_rate"]),
-                layer_velocities=bank_file["layer_velocities"][...].astype(np.float32),
-                audio=bank_file["audio"][...].astype(np.float32, copy=False),
-                offsets=bank_file["offsets"][...].astype(np.int64),
-                lengths=bank_file["lengths"][...].astype(np.int64),
-                source=str(bank_file.attrs["source"]),
-                attrs=json.loads(str(bank_file.attrs.get("attrs_json", "{}"))),
-            )
-        except KeyError as error:
-            raise UserError(f"{path}: not a complete bank ({error})") from error
+    try:
+        with open_for_reading(path, "bank") as bank_file:
+            bank = _bank_from_file(bank_file, path)
+    except DAMAGED as error:
+        raise damaged(path, "bank", error) from error
     check_layout(bank, str(path))
     return bank
 
 
-def file_format_version(path: Path) -> int | None:
+def _bank_from_file(bank_file: h5py.File, path: Path) -> Bank:
+    """The bank in an open file; h5py's own exceptions (:data:`builder.hdf5.DAMAGED`) mean damage."""
+    if "format_version" not in bank_file.attrs or "audio" not in bank_file:
+        raise UserError(f"{path}: not a bank (no format_version / audio)")
+    version = int(read_attribute(bank_file, "format_version", "integer"))
+    if version != FORMAT_VERSION:
+        raise UserError(
+            f"{path}: bank format version {version}, this build reads {FORMAT_VERSION}; rebuild it with `builder bank`"
+        )
+    missing = [name for name in _BANK_DATASETS if name not in bank_file]
+    missing += [name for name in _BANK_ATTRIBUTES if name not in bank_file.attrs]
+    if missing:
+        raise UserError(f"{path}: not a complete bank (no {', '.join(missing)})")
+    size = path.stat().st_size
+    return Bank(
+        name=str(read_attribute(bank_file, "name", "string")),
+        sample_rate=int(read_attribute(bank_file, "sample_rate", "integer")),
+        layer_velocities=read_array(bank_file, "layer_velocities", "float", size).astype(np.float32),
+        audio=read_array(bank_file, "audio", "float", size).astype(np.float32, copy=False),
+        offsets=read_array(bank_file, "offsets", "integer", size).astype(np.int64),
+        lengths=read_array(bank_file, "lengths", "integer", size).astype(np.int64),
+        source=str(read_attribute(bank_file, "source", "string")),
+        attrs=_attrs_from_json(bank_file, path),
+    )
+
+
+def _attrs_from_json(bank_file: h5py.File, path: Path) -> dict:
+    """The ``attrs_json`` attribute as a dict (``{}`` when absent, as in the first banks written)."""
+    if "attrs_json" not in bank_file.attrs:
+        return {}
+    text = str(read_attribute(bank_file, "attrs_json", "string"))
     try:
-        with h5py.File(path, "r") as bank_file:
-            version = bank_file.attrs.get("format_version")
-    except OSError:
+        attrs = json.loads(text)
+    except RecursionError:
+        attrs = None
+    if not isinstance(attrs, dict):
+        raise UserError(f"{path}: damaged bank file (attrs_json is not a JSON object)")
+    return attrs
+
+
+def file_format_version(path: Path) -> int | None:
+    """The format version a bank file states; None when it states none or cannot be read."""
+    try:
+        with open_for_reading(path, "bank") as bank_file:
+            return int(read_attribute(bank_file, "format_version", "integer"))
+    except (UserError, *DAMAGED):
         return None
-    return None if version is None else int(version)
 
 
 def check_layout(bank: Bank, label: str) -> None:
@@ -140,6 +176,9 @@ def check_layout(bank: Bank, label: str) -> None:
         problem = f"sample rate {bank.sample_rate}, expected {SAMPLE_RATE}"
     elif bank.audio.ndim != 1 or bank.audio.dtype != np.float32:
         problem = "audio must be one float32 array"
+    # a float64 sum is finite exactly when every sample is (no temporary array the size of the bank)
+    elif not (np.isfinite(bank.audio.sum(dtype=np.float64)) and np.isfinite(bank.layer_velocities).all()):
+        problem = "audio and layer velocities must be finite numbers"
     elif n_layers < 1 or bank.offsets.shape != (N_KEYS, n_layers) or bank.lengths.shape != (N_KEYS, n_layers):
         problem = f"offsets/lengths must be [{N_KEYS}, {n_layers}]"
     elif (
@@ -151,7 +190,7 @@ def check_layout(bank: Bank, label: str) -> None:
     elif (
         np.any(bank.offsets < 0)
         or np.any(bank.lengths < 0)
-        or np.any(bank.offsets + bank.lengths > bank.audio.shape[0])
+        or np.any(bank.lengths > bank.audio.shape[0] - bank.offsets)  # not offsets + lengths: it can wrap around
     ):
         problem = "a recording lies outside the audio array"
     if problem:

@@ -21,6 +21,9 @@ from pianoscribe.constants import SAMPLE_RATE
 from pianoscribe.errors import UserError
 
 BLOCK_FRAMES = 1 << 18  # source frames per read: ~6 s at 44.1 kHz, a few MB whatever the channel count
+# Rates a recording can have. A damaged header can claim any rate: 1 Hz would make resampling to 44.1 kHz
+# blow 0.05 s of audio up to 2205 s (a gigabyte), 2**31 Hz would shrink a whole file to no samples at all.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
 
 # libsndfile's header log says "data : 176400 (should be 88178)" when a WAV/AIFF claims more than it holds
 # libsndfile recognised the format but the file is broken (cut short, or a header without its data)
@@ -48,7 +51,8 @@ def audio_info(path: Path | str) -> AudioInfo:
     """Open the header and check the file is usable; raise a one-line :class:`UserError` when it is not.
 
     Catches: a missing path, a folder, a zero-byte file, something that is not audio, a header that
-    claims more samples than the file holds (a truncated download or copy), and a recording of no samples.
+    claims more samples than the file holds (a truncated download or copy), a recording of no samples, and
+    a sample rate no recording has (a damaged header).
     """
     path = Path(path)
     if not path.exists():
@@ -72,6 +76,11 @@ def audio_info(path: Path | str) -> AudioInfo:
         )
     if info.frames <= 0:
         raise UserError(f"{path}: contains no audio samples")
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise UserError(
+            f"{path}: sample rate {info.samplerate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz "
+            "(a damaged header?)"
+        )
     return AudioInfo(
         path=path,
         sample_rate=int(info.samplerate),
@@ -88,8 +97,8 @@ def iter_mono_blocks(
     """Yield the recording as consecutive mono float32 blocks at ``sample_rate``.
 
     Channels are averaged (a mix, not a pick, so a one-sided stereo file is not lost); integer formats
-    come back scaled to [-1, 1) by libsndfile. A decode error mid-file, or fewer samples than the header
-    promised, raises ``UserError`` (truncated) after the blocks read so far.
+    come back scaled to [-1, 1) by libsndfile. A decode error mid-file, fewer samples than the header
+    promised, or a sample that is not a finite number raises ``UserError`` after the blocks read so far.
     """
     info = audio_info(path)
     resampler = None
@@ -102,9 +111,8 @@ def iter_mono_blocks(
                 block = sound.read(block_frames, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:
                     break
+                mono = _finite_mono(block, info, frames_read)
                 frames_read += block.shape[0]
-                mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-                mono = np.ascontiguousarray(mono, dtype=np.float32)
                 if resampler is not None:
                     mono = resampler.resample_chunk(mono, last=False)
                 if mono.shape[0]:
@@ -120,6 +128,20 @@ def iter_mono_blocks(
         tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
         if tail.shape[0]:
             yield tail
+
+
+def _finite_mono(block: np.ndarray, info: AudioInfo, first_frame: int) -> np.ndarray:
+    """The block's channels averaged; ``UserError`` if a sample is NaN or infinite.
+
+    Only float files can hold such samples, and only when damaged: passed on, one NaN turns every FFT
+    slice it reaches into NaN and the transcription silently into nothing.
+    """
+    finite = np.isfinite(block).all(axis=1)
+    if not finite.all():
+        seconds = (first_frame + int(np.argmin(finite))) / info.sample_rate
+        raise UserError(f"{info.path}: damaged audio (a sample at {seconds:.2f} s is not a finite number)")
+    mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+    return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 def read_mono(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -33,6 +33,9 @@ MIDI_JSON_SUFFIX = ".json"
 KEY_TO_PIANO_NOTE_NUM = 20
 EVENT_FIELDS = ("pianoNoteNum", "velocity", "sampleStartIndex", "sampleEndIndex", "offsetStartIndex")
 _SAMPLE_TOLERANCE = 1e-6
+# Sample positions are whole numbers read through float64: beyond 2**53 they are no longer exact, and beyond
+# 2**63 they would wrap around when cast to int64 (no sound lasts 6,000 years: such a number is damage).
+_LARGEST_NUMBER = 2.0**53
 
 
 def notes_from_midi_json(path: Path | str, dropped: DropCounts | None = None) -> np.ndarray:
@@ -42,6 +45,8 @@ def notes_from_midi_json(path: Path | str, dropped: DropCounts | None = None) ->
         document = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: not valid JSON ({error})") from error
+    except RecursionError:  # the parser recurses once per nested [ or {
+        raise UserError(f"{path}: not midi-json (arrays or objects nested too deeply)") from None
     return notes_from_midi_json_object(document, str(path), dropped)
 
 
@@ -135,8 +140,12 @@ def _event_columns(document: Any, source: str) -> tuple[np.ndarray, ...]:
         table = np.array(rows, dtype=np.float64).reshape(-1, 1 + len(EVENT_FIELDS))
     except (TypeError, ValueError):
         raise UserError(f"{source}: event fields must be numbers ({', '.join(EVENT_FIELDS)})") from None
+    except OverflowError:  # an integer beyond float64 (10**400)
+        raise UserError(f"{source}: events hold numbers too large for a float") from None
     if not np.isfinite(table).all():
         raise UserError(f"{source}: events hold non-finite numbers")
+    if (np.abs(table) > _LARGEST_NUMBER).any():
+        raise UserError(f"{source}: events or buffer starts hold numbers beyond 2**53, too large for a sample")
     integer_columns = table[:, [0, 1, 3, 4, 5]]
     if (integer_columns != np.round(integer_columns)).any():
         raise UserError(f"{source}: pianoNoteNum and the sample indices must be whole numbers")
@@ -153,10 +162,16 @@ def _event_columns(document: Any, source: str) -> tuple[np.ndarray, ...]:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise UserError(
-            f"{source}: buffer {buffer_start[row]}: event {dict(zip(EVENT_FIELDS, table[row, 1:]))} "
+            f"{source}: buffer {int(buffer_start[row])}: event {_event_text(table[row, 1:])} "
             "does not fit in its buffer or has a velocity outside 0..1"
         )
     return buffer_start, key, velocity, slice_start, slice_end, buffer_offset
+
+
+def _event_text(values: np.ndarray) -> str:
+    """An event as the file wrote it (``"pianoNoteNum": 40``), not as numpy reprs it (``np.float64(40.0)``)."""
+    plain = [int(value) if float(value).is_integer() else float(value) for value in values.tolist()]
+    return json.dumps(dict(zip(EVENT_FIELDS, plain)))
 
 
 def seconds_to_samples(seconds: np.ndarray) -> np.ndarray:

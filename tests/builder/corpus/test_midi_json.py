@@ -149,6 +149,22 @@ def test_out_of_range_keys_are_dropped_and_counted() -> None:
             "does not fit",
         ),
         ("{not json", "not valid JSON"),
+        ("[" * 100_000, "nested too deeply"),  # RecursionError from the parser
+        (
+            '{"0": [{"pianoNoteNum": 40, "velocity": 0.5, "sampleStartIndex": 0, "sampleEndIndex": 1' + "0" * 400 + ", "
+            '"offsetStartIndex": 0}]}',
+            "too large for a float",  # OverflowError converting the integer
+        ),
+        (
+            '{"0": [{"pianoNoteNum": 40, "velocity": 0.5, "sampleStartIndex": 0, '
+            '"sampleEndIndex": 9223372036854775808, "offsetStartIndex": 0}]}',
+            r"beyond 2\*\*53",  # 2**63 wrapped around to a negative int64
+        ),
+        (
+            '{"10240000000000000000000": [{"pianoNoteNum": 40, "velocity": 0.5, "sampleStartIndex": 0, '
+            '"sampleEndIndex": 20, "offsetStartIndex": 0}]}',
+            r"beyond 2\*\*53",
+        ),
         (
             '{"0": [{"pianoNoteNum": "A0", "velocity": 0.5, "sampleStartIndex": 0, "sampleEndIndex": 20, '
             '"offsetStartIndex": 0}]}',
@@ -168,3 +184,17 @@ def test_malformed_files_are_user_errors_naming_the_file(tmp_path: Path, content
 def test_empty_document_gives_no_notes() -> None:
     assert midi_json.notes_from_midi_json_object({}).dtype == NOTE_DTYPE
     assert midi_json.midi_json_from_notes(np.zeros(0, dtype=NOTE_DTYPE)) == {}
+
+
+def test_an_event_that_does_not_fit_is_named_in_plain_numbers(tmp_path: Path) -> None:
+    """The message quotes the event as the file wrote it: 40 and 0.5, not numpy reprs like np.float64(40.0)."""
+    path = tmp_path / "long.json"
+    event = {"pianoNoteNum": 40, "velocity": 0.5, "sampleStartIndex": 0, "sampleEndIndex": 2000, "offsetStartIndex": 0}
+    path.write_text(json.dumps({"1024": [event]}))
+
+    with pytest.raises(UserError) as caught:
+        midi_json.notes_from_midi_json(path)
+
+    assert str(caught.value) == (
+        f"{path}: buffer 1024: event {json.dumps(event)} does not fit in its buffer or has a velocity outside 0..1"
+    )

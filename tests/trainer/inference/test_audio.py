@@ -115,3 +115,27 @@ def test_bad_files_give_one_line_naming_the_file(tmp_path: Path, kind: str, word
         read_mono(path)
     message = str(raised.value)
     assert message.startswith(f"{path}:") and words in message and "\n" not in message
+
+
+@pytest.mark.parametrize("rate", [1, 999, 768_001, 2**31 - 1])
+def test_a_sample_rate_no_recording_has_is_named(tmp_path: Path, rate: int) -> None:
+    """A damaged header's rate: 1 Hz once blew 0.05 s up to 2205 s (1 GB) of audio, 2**31 - 1 Hz down to none."""
+    path = tmp_path / "rate.wav"
+    soundfile.write(path, chord(0.05, SAMPLE_RATE), SAMPLE_RATE, subtype="PCM_16")
+    header = bytearray(path.read_bytes())
+    header[24:28] = rate.to_bytes(4, "little")  # the fmt chunk's sample rate
+    path.write_bytes(bytes(header))
+
+    with pytest.raises(UserError, match=rf"rate.wav: sample rate {rate} Hz is outside 1000..768000 Hz"):
+        audio_info(path)
+
+
+def test_a_sample_that_is_not_a_number_is_named(tmp_path: Path) -> None:
+    """A damaged float file: NaN once went through to the model and came out as a transcription of nothing."""
+    audio = chord(1.0, SAMPLE_RATE)
+    audio[22050] = np.nan
+    path = tmp_path / "nan.wav"
+    soundfile.write(path, audio, SAMPLE_RATE, subtype="FLOAT")
+
+    with pytest.raises(UserError, match=r"nan.wav: damaged audio \(a sample at 0.50 s is not a finite number\)"):
+        read_mono(path)
