@@ -1,7 +1,9 @@
 """``trainer infer``: many recordings, one loaded model; each file transcribed and written on its own.
 
 A bad file is reported and skipped (its ``UserError`` line is kept in the result), so one corrupt recording
-in a batch does not lose the others; the caller turns "any failed" into the exit code.
+in a batch does not lose the others; the caller turns "any failed" into the exit code. Outputs never replace
+an existing file unless ``overwrite`` (``trainer infer song.wav`` beside a ``song.mid`` the user wrote must not
+destroy it), and a file's four outputs appear together or not at all.
 """
 
 from __future__ import annotations
@@ -41,8 +43,11 @@ def infer_files(
     decode: DecodeSettings,
     out_dir: Path | None,
     report: Callable[[FileResult], None] = lambda result: None,
+    overwrite: bool = False,
 ) -> list[FileResult]:
     """Transcribe each file and write ``NAME.{mid,csv,npz,png}``; ``report`` is called after each file."""
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise UserError(f"{out_dir}: --out-dir is a file, not a folder")
     results = []
     claimed: dict[Path, Path] = {}  # output stem -> the input that writes it
     for path in paths:
@@ -56,6 +61,11 @@ def infer_files(
                     f"(same name); transcribe it separately or with another --out-dir"
                 )
             claimed[stem.resolve()] = Path(path)
+            existing = [output for output in outputs.output_paths(stem) if output.exists()]
+            if existing and not overwrite:
+                raise UserError(
+                    f"{existing[0]}: exists; give --overwrite to replace {path}'s outputs, or another --out-dir"
+                )
             transcription = transcribe_file(path, frame_model, decode)
             result.written = outputs.write_outputs(stem, transcription, title=f"{Path(path).name}: key amplitude")
             result.transcription = transcription

@@ -22,7 +22,7 @@ import numpy as np
 import pretty_midi
 
 from builder.corpus.notes import NOTE_DTYPE
-from pianoscribe.atomic import atomic_path
+from pianoscribe.atomic import atomic_path, atomic_paths
 from pianoscribe.constants import BUFFER_SIZE, LOWEST_KEY, N_KEYS, SAMPLE_RATE
 from pianoscribe.keyboard import note_name
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from trainer.inference.transcribe import Transcription
 
 CSV_COLUMNS = ("onset_s", "offset_s", "key", "midi_pitch", "velocity")
+OUTPUT_SUFFIXES = (".mid", ".csv", ".npz", ".png")
 ACOUSTIC_GRAND_PIANO = 0
 ROLL_COLORMAP = "magma"
 SILENT, AGREE, MISSED, EXTRA = 0, 1, 2, 3  # cell categories of the comparison picture
@@ -46,16 +47,21 @@ def write_transcription(
     title: str | None = None,
     extra_arrays: dict[str, np.ndarray] | None = None,
 ) -> list[Path]:
-    """All four outputs of one recording, ``stem.{mid,csv,npz,png}``; returns the paths written."""
+    """All four outputs of one recording, ``stem.{mid,csv,npz,png}``, appearing together or not at all (a full
+    disk half way leaves none of them); returns the paths written."""
     stem = Path(stem)
-    paths = [stem.with_name(stem.name + suffix) for suffix in (".mid", ".csv", ".npz", ".png")]
-    write_midi(notes, paths[0])
-    write_csv(notes, paths[1])
-    write_frames(
-        paths[2], amplitude=amplitude, probability=probability, frame_times=frame_times, extra_arrays=extra_arrays
-    )
-    write_piano_roll_png(paths[3], amplitude, frame_times, title=title or stem.name)
+    paths = output_paths(stem)
+    with atomic_paths(paths) as temporaries:
+        _save_midi(notes, temporaries[0])
+        _save_csv(notes, temporaries[1])
+        _save_frames(temporaries[2], amplitude, probability, frame_times, extra_arrays)
+        _save_piano_roll_png(temporaries[3], amplitude, frame_times, title=title or stem.name)
     return paths
+
+
+def output_paths(stem: Path) -> list[Path]:
+    """Where the outputs of ``stem`` go: ``stem.mid``, ``stem.csv``, ``stem.npz``, ``stem.png``."""
+    return [stem.with_name(stem.name + suffix) for suffix in OUTPUT_SUFFIXES]
 
 
 def write_outputs(stem: Path, transcription: Transcription, title: str) -> list[Path]:
@@ -71,7 +77,7 @@ def write_outputs(stem: Path, transcription: Transcription, title: str) -> list[
     )
 
 
-def write_midi(notes: np.ndarray, path: Path) -> None:
+def _save_midi(notes: np.ndarray, path: Path) -> None:
     """One piano track; times in seconds are kept exactly by pretty_midi's default tempo map."""
     midi = pretty_midi.PrettyMIDI()
     piano = pretty_midi.Instrument(program=ACOUSTIC_GRAND_PIANO, name="piano")
@@ -85,13 +91,17 @@ def write_midi(notes: np.ndarray, path: Path) -> None:
             )
         )
     midi.instruments.append(piano)
-    with atomic_path(path) as temporary:
-        midi.write(str(temporary))
+    midi.write(str(path))
 
 
 def write_csv(notes: np.ndarray, path: Path) -> None:
     """``onset_s, offset_s, key, midi_pitch, velocity``; ``key`` is the piano key number 1..88 (A0 = 1)."""
-    with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
+    with atomic_path(path) as temporary:
+        _save_csv(notes, temporary)
+
+
+def _save_csv(notes: np.ndarray, path: Path) -> None:
+    with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for note in notes:
@@ -117,7 +127,7 @@ def read_csv(path: Path) -> np.ndarray:
     return notes
 
 
-def write_frames(
+def _save_frames(
     path: Path,
     amplitude: np.ndarray,
     probability: np.ndarray,
@@ -131,11 +141,11 @@ def write_frames(
         "frame_times": np.asarray(frame_times, np.float64),
         **(extra_arrays or {}),
     }
-    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+    with open(path, "wb") as handle:
         np.savez_compressed(handle, **arrays)
 
 
-def write_piano_roll_png(
+def _save_piano_roll_png(
     path: Path,
     amplitude: np.ndarray,
     frame_times: np.ndarray,
@@ -150,7 +160,7 @@ def write_piano_roll_png(
     top = max(float(np.percentile(amplitude, 99.8)) if amplitude.size else 0.0, 1e-3)
     image = _draw_roll(axes, amplitude, frame_times, title, vmax=top)
     figure.colorbar(image, ax=axes, label=colorbar_label, pad=0.01, fraction=0.03, extend="max")
-    _save_figure(figure, path)
+    _figure_to_png(figure, path)
 
 
 def write_roll_comparison_png(
@@ -254,5 +264,12 @@ def _save_figure(figure, path: Path) -> None:
     try:
         with atomic_path(path, suffix=".png") as temporary:
             figure.savefig(temporary, dpi=110, format="png")
+    finally:
+        plt.close(figure)
+
+
+def _figure_to_png(figure, path: Path) -> None:
+    try:
+        figure.savefig(path, dpi=110, format="png")
     finally:
         plt.close(figure)

@@ -4,6 +4,7 @@ checking that a loaded model can be fed the way this code featurizes audio (ARCH
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tempfile
 import zipfile
@@ -20,6 +21,7 @@ from trainer.features import SpectralFeatures
 HEADS = ("active", "onset", "energy")  # the outputs, each [batch, time, 88]
 INFO_LAYER_NAME = "model_info"
 FEATURES_LAYER_NAME = "spectral_features"
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest date: the file's bytes do not depend on when
 
 
 @dataclass
@@ -77,7 +79,24 @@ def save_model(model: keras.Model, path: Path) -> None:
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as folder:
         temporary = Path(folder) / path.name
         keras.saving.save_model(inference_model, temporary)
+        same_bytes_every_time(temporary)
         os.replace(temporary, path)
+
+
+def same_bytes_every_time(path: Path) -> None:
+    """Rewrite a ``.keras`` zip without what changes from save to save (time stamps, ``date_saved``), so the same
+    weights give the same file bytes: DVC then sees an unchanged model as unchanged."""
+    with zipfile.ZipFile(path) as original:
+        members = [(info.filename, original.read(info)) for info in original.infolist()]
+    rewritten = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(rewritten, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            if name == "metadata.json":
+                metadata = json.loads(data)
+                metadata.pop("date_saved", None)
+                data = json.dumps(metadata, sort_keys=True).encode()
+            archive.writestr(zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME), data, zipfile.ZIP_DEFLATED)
+    os.replace(rewritten, path)
 
 
 def load_model(path: Path | str) -> tuple[keras.Model, ModelInfo]:

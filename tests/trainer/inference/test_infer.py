@@ -114,3 +114,37 @@ def test_bad_files_are_named_and_the_others_still_run(piano_model, chord_audio, 
 def test_a_missing_model_is_one_line(tmp_path: Path) -> None:
     result, output = infer(tmp_path / "nope.keras", str(tmp_path / "song.wav"))
     assert result.exit_code == 1 and "nope.keras" in output and "Traceback" not in output
+
+
+def test_existing_outputs_are_kept_unless_overwrite(piano_model, chord_audio, model_thresholds, tmp_path: Path) -> None:
+    """`builder render song.mid -o song.wav` then `trainer infer song.wav` must not destroy the user's song.mid."""
+    soundfile.write(tmp_path / "song.wav", chord_audio, 44100, subtype="FLOAT")
+    (tmp_path / "song.mid").write_bytes(b"MThd the user's own MIDI")
+    result, output = infer(piano_model.model, str(tmp_path / "song.wav"), params=model_thresholds)
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'song.mid'}: exists; give --overwrite" in " ".join(output.split())
+    assert (tmp_path / "song.mid").read_bytes() == b"MThd the user's own MIDI"
+    assert not (tmp_path / "song.csv").exists()
+    result, output = infer(piano_model.model, str(tmp_path / "song.wav"), "--overwrite", params=model_thresholds)
+    assert result.exit_code == 0, output
+    assert pretty_midi.PrettyMIDI(str(tmp_path / "song.mid")).instruments[0].notes
+
+
+def test_an_out_dir_that_is_a_file_is_one_line(piano_model, tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("a file")
+    result, output = infer(
+        piano_model.model, str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "--out-dir", str(tmp_path / "out")
+    )
+    assert result.exit_code == 1
+    assert output.count("error:") == 1 and "--out-dir is a file" in output
+
+
+def test_a_full_disk_leaves_no_partial_outputs(piano_model, chord_audio, small_disk, tmp_path: Path) -> None:
+    long_audio = np.tile(chord_audio, 20)  # enough frames that the outputs cannot fit in 64 KiB
+    soundfile.write(tmp_path / "long.wav", long_audio, 44100, subtype="FLOAT")
+    disk = small_disk("64k")
+    result, output = infer(piano_model.model, str(tmp_path / "long.wav"), "--out-dir", str(disk))
+    assert result.exit_code == 1
+    lines = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and str(disk) in lines[0] and "No space left" in lines[0] and ".tmp" not in lines[0]
+    assert list(disk.iterdir()) == []

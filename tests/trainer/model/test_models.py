@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import keras
 import numpy as np
 import pytest
@@ -83,6 +85,15 @@ def test_save_and_load_keep_outputs_and_info(built, tmp_path):
     for head in models.HEADS:
         np.testing.assert_allclose(np.asarray(loaded(sequence)[head]), np.asarray(model(sequence)[head]), atol=1e-6)
     assert not [p for p in tmp_path.iterdir() if p.name != "model.keras"]  # no temporary left behind
+
+
+def test_the_same_model_saved_twice_is_the_same_bytes(built, tmp_path):
+    model, _ = built["reference"]
+    first, second = tmp_path / "first" / "model.keras", tmp_path / "second" / "model.keras"
+    models.save_model(model, first)
+    time.sleep(2.1)  # the zip's time stamps have a resolution of 2 s
+    models.save_model(model, second)
+    assert first.read_bytes() == second.read_bytes()
 
 
 def test_bad_model_files_are_one_line_errors(built, tmp_path):
