@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
+from pianoscribe.atomic import check_replaceable
 from pianoscribe.cli import Debug, ParamsFile, console, make_app, run_reporting_errors
 from pianoscribe.params import apply_overrides, load_params
 
 app = make_app("Build sample banks, note corpora and the sharded Zarr dataset of FFT slices.")
 DATA_DIR = Path("data")
+GENERATORS = ("procedural", "pianistic")  # built-in corpora whose size and seed --pieces and --seed set
 
 
 def _warn(message: str) -> None:
@@ -51,9 +53,10 @@ def bank(
         settings = apply_overrides(load_params(params_file).section("bank", _warn), {"layers": layers})
         bank_name = name or banks.default_name(source)
         out_path = out or DATA_DIR / "banks" / f"{bank_name}.h5"
+        check_replaceable(out_path, banks.is_bank_file, "a bank file")  # before minutes of work, not after
         built = banks.build_bank(source, name=bank_name, settings=settings, cache_dir=DATA_DIR / "cache")
         banks.write_bank(built, out_path)
-        console.print(f"wrote {out_path}: {banks.describe_bank(built)}")
+        console.print(f"wrote {out_path}: {banks.describe_bank(built)}", soft_wrap=True)
 
     run_reporting_errors(body, debug)
 
@@ -71,8 +74,8 @@ def corpus(
         typer.Option("--to-midi-json", help="Also write each piece as reference midi-json into this folder."),
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="A corrupt MIDI file is fatal instead of skipped.")] = False,
-    seed: Annotated[int | None, typer.Option(help="Seed of the procedural generator.")] = None,
-    pieces: Annotated[int | None, typer.Option(help="Pieces the procedural generator makes.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the generators (procedural, pianistic).")] = None,
+    pieces: Annotated[int | None, typer.Option(help="Pieces the generators make (procedural, pianistic).")] = None,
     params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
@@ -83,12 +86,14 @@ def corpus(
         if not sources:
             raise typer.BadParameter("give at least one SOURCE")
         settings = load_params(params_file).section("corpus", _warn)
-        settings["procedural"] = apply_overrides(settings["procedural"], {"seed": seed, "pieces": pieces})
+        for generator in GENERATORS:
+            settings[generator] = apply_overrides(settings[generator], {"seed": seed, "pieces": pieces})
         corpus_name = name or corpus_module.default_name(sources[0])
         out_path = out or DATA_DIR / "corpus" / f"{corpus_name}.h5"
+        check_replaceable(out_path, corpus_module.is_corpus_file, "a corpus file")
         built = corpus_module.build_corpus(sources, name=corpus_name, settings=settings, strict=strict, warn=_warn)
         corpus_module.write_corpus(built, out_path)
-        console.print(f"wrote {out_path}: {corpus_module.describe_corpus(built)}")
+        console.print(f"wrote {out_path}: {corpus_module.describe_corpus(built)}", soft_wrap=True)
         if to_midi_json is not None:
             written = corpus_module.write_midi_json_folder(built, to_midi_json)
             console.print(f"wrote {written} midi-json files into {to_midi_json}")
@@ -143,7 +148,13 @@ def synth(
 
         with bar:
             summary = synth_module.synthesize(
-                settings, out, bank_paths, corpus_paths, cache_dir=DATA_DIR / "cache", progress=progress
+                settings,
+                out,
+                bank_paths,
+                corpus_paths,
+                cache_dir=DATA_DIR / "cache",
+                progress=progress,
+                say=bar.console.print,
             )
         for line in synth_module.summary_lines(summary, out):
             console.print(line)
@@ -157,7 +168,9 @@ def render(
     bank_name: Annotated[
         str, typer.Option("--bank", help="Bank name (data/banks/NAME.h5, built if missing) or .h5 path.")
     ] = "steinway",
-    output: Annotated[Path, typer.Option("-o", "--output", help="The WAV file to write.")] = Path("song.wav"),
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="The WAV file to write (an existing folder: SONG.wav inside it).")
+    ] = Path("song.wav"),
     params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
@@ -167,9 +180,10 @@ def render(
 
     def body() -> None:
         params = load_params(params_file)
+        target = output / f"{song.stem}.wav" if output.is_dir() else output  # a folder: the WAV goes inside it
         bank_path = banks.ensure_bank(bank_name, DATA_DIR, params.section("bank", _warn), console)
-        seconds = render_module.render_file(song, bank_path, output, settings=params.section("synth", _warn))
-        console.print(f"wrote {output}: {seconds:.1f} s of audio")
+        seconds = render_module.render_file(song, bank_path, target, settings=params.section("synth", _warn))
+        console.print(f"wrote {target}: {seconds:.1f} s of audio")
 
     run_reporting_errors(body, debug)
 
@@ -187,6 +201,27 @@ def inspect(
             console.print(line, soft_wrap=True)
 
     run_reporting_errors(body, debug)
+
+
+@app.command()
+def verify(
+    store: Annotated[Path, typer.Argument(help="A dataset written by `builder synth`.")] = Path("data/dataset.zarr"),
+    debug: Debug = False,
+) -> None:
+    """Read every shard of a dataset and check it: decodes, values, counts, checksums. Exit 1 if anything is wrong."""
+    from builder.dataset.verify import verify_store
+
+    def body() -> int:
+        with console.status(f"reading every shard of {store}"):
+            result = verify_store(store)
+        for problem in result.problems:
+            console.print(f"[red]problem:[/red] {problem}", soft_wrap=True)
+        verdict = "no problems" if result.ok else f"{len(result.problems)} problems"
+        console.print(f"{store}: {result.shards_read} shards ({result.rows_read:,} rows) read, {verdict}")
+        return len(result.problems)
+
+    if run_reporting_errors(body, debug):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

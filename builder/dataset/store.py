@@ -8,7 +8,8 @@ missing, unsealed or misshapen store with a one-line :class:`UserError`. ``build
 Layout (Zarr v3)::
 
     /                      attrs: format_version, params, banks, corpora, split, versions, frames_per_segment,
-                                  sample_rate, buffer_size, rows, statistics, complete (written last)
+                                  sample_rate, buffer_size, rows, statistics, shards (rows and sha256 of each
+                                  shard of each side: builder verify), complete (written last)
     /train, /test          one group per side of the split by piece
         fft_magnitude      [rows, 512]  float16|float32   |rfft(window * buffer)| bins 0..511
         key_energy         [rows, 88]   float32           sum of squares of each key's own contribution
@@ -20,7 +21,9 @@ Layout (Zarr v3)::
 
 Per-row arrays are chunked along rows (``storage.chunk_rows``) and sharded (``storage.shard_rows``, a whole
 number of chunks); per-segment arrays have one chunk per shard. Measurements behind the defaults:
-docs/dataset.md.
+docs/dataset.md. Fill values are values the data never holds (NaN, 255 for 0/1 labels, -1 for positions):
+zarr reads a missing shard as its fill value and skips writing one that holds only it, so with these fills
+every shard is a file, a missing file is damage (``open_store`` refuses it) and never silently zeros.
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.core.array_spec import ArrayConfigParams
+from zarr.core.sync import sync
 
 from pianoscribe.constants import N_BINS, N_KEYS
 from pianoscribe.errors import UserError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: fill values the data never holds, per-shard records
 SIDES = ("train", "test")
 SLICE_WIDTHS = {"fft_magnitude": N_BINS, "key_energy": N_KEYS, "key_active": N_KEYS, "key_onset": N_KEYS}
 LABEL_DTYPES: dict[str, np.dtype] = {
@@ -49,6 +53,13 @@ SEGMENT_ARRAYS = ("piece_id", "bank", "start_sample")
 FFT_DTYPES = ("float16", "float32")
 CODECS = ("zstd", "blosc-zstd", "blosc-lz4", "none")
 BLOSC_SHUFFLES = ("shuffle", "bitshuffle", "noshuffle")
+FILL_VALUES: dict[str, Any] = {
+    "fft_magnitude": float("nan"),
+    "key_energy": float("nan"),
+    "key_active": 255,
+    "key_onset": 255,
+    "start_sample": -1,
+}
 ENERGY_HISTOGRAM_EDGES = np.logspace(-8, 4, 49)  # label statistics: log-spaced bins of key_energy when active
 # Every chunk is written: skipping all-zero chunks costs a full comparison pass per chunk (measured: ~40% of
 # the write time of an uncompressed shard) to save space only where the codecs already make zeros tiny.
@@ -127,7 +138,7 @@ def create_store(
                 chunks=(chunk_rows, width),
                 shards=(shard_rows, width),
                 compressors=compressors(storage, dtype.itemsize, fft=name == "fft_magnitude"),
-                fill_value=0,
+                fill_value=FILL_VALUES[name],
                 config=WRITE_CONFIG,
             )
         segments = n_rows // frames_per_segment
@@ -140,7 +151,7 @@ def create_store(
             dtype=np.int64,
             chunks=(segment_chunk,),
             compressors=compressors(storage, 8),
-            fill_value=0,
+            fill_value=FILL_VALUES["start_sample"],
             config=WRITE_CONFIG,
         )
     return root
@@ -152,15 +163,29 @@ def finish_store(root: zarr.Group, attrs: dict[str, Any]) -> None:
     root.attrs["complete"] = True
 
 
+# what zarr raises for damaged or foreign metadata (JSON that does not parse or does not validate)
+METADATA_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, zarr.errors.BaseZarrError)
+
+
 def open_store(path: Path | str) -> zarr.Group:
-    """Open a finished store read-only; ``UserError`` for a missing, unfinished or misshapen one."""
+    """Open a finished store read-only; ``UserError`` for a missing, unfinished, misshapen or damaged one."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no dataset here; write one with `builder synth --out {path}`")
     try:
         root = zarr.open_group(str(path), mode="r")
-    except (FileNotFoundError, ValueError, zarr.errors.GroupNotFoundError, KeyError) as error:
+    except (FileNotFoundError, *METADATA_ERRORS) as error:
         raise UserError(f"{path}: not a Zarr dataset ({type(error).__name__})") from error
+    try:
+        _check_layout(path, root)
+    except METADATA_ERRORS as error:
+        reason = " ".join(str(error).split())[:160]
+        raise UserError(f"{path}: damaged dataset metadata ({type(error).__name__}: {reason})") from error
+    return root
+
+
+def _check_layout(path: Path, root: zarr.Group) -> None:
+    """Sealed, this format, both sides with every array at a consistent shape, every shard file present."""
     attrs = attributes(root)
     if attrs.get("complete") is not True:
         raise UserError(
@@ -194,7 +219,20 @@ def open_store(path: Path | str) -> zarr.Group:
                 raise UserError(
                     f"{path}/{side}/{name}: missing or not one entry per segment ({n_rows // frames_per_segment})"
                 )
-    return root
+        for name in (*SLICE_WIDTHS, *SEGMENT_ARRAYS):
+            _check_objects_present(path, side, name, array(group, name))
+
+
+def _check_objects_present(path: Path, side: str, name: str, stored: zarr.Array) -> None:
+    """A missing shard file must be an error: zarr would silently read it as the fill value (zeros)."""
+    missing = missing_objects(stored)
+    if missing:
+        first, stop = object_rows(stored, missing[0])
+        raise UserError(
+            f"{path}/{side}/{name}: shard {missing[0]} of {object_count(stored)} is missing (rows {first}..{stop - 1})"
+            f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}; the store is damaged: "
+            "`builder verify` describes it, `builder synth` writes it again"
+        )
 
 
 def attributes(root: zarr.Group) -> dict[str, Any]:
@@ -256,3 +294,44 @@ def raw_bytes(root: zarr.Group) -> int:
             total += math.prod(array(group, name).shape) * array(group, name).dtype.itemsize
         total += array(group, "start_sample").shape[0] * 8
     return total
+
+
+def object_count(stored: zarr.Array) -> int:
+    """How many storage objects (shard files, or chunk files when unsharded) hold the array's rows."""
+    rows_per_object = stored.metadata.chunk_grid.chunk_shape[0]  # type: ignore[attr-defined]
+    return -(-stored.shape[0] // rows_per_object)
+
+
+def object_rows(stored: zarr.Array, index: int) -> tuple[int, int]:
+    """``(first row, end row)`` held by storage object ``index``."""
+    rows_per_object = stored.metadata.chunk_grid.chunk_shape[0]  # type: ignore[attr-defined]
+    return index * rows_per_object, min((index + 1) * rows_per_object, stored.shape[0])
+
+
+def missing_objects(stored: zarr.Array) -> list[int]:
+    """Indices of the storage objects of ``stored`` that do not exist (any zarr store: local, fsspec, memory)."""
+    missing = []
+    for index in range(object_count(stored)):
+        coordinates = (index,) + (0,) * (stored.ndim - 1)
+        key = f"{stored.path}/{stored.metadata.encode_chunk_key(coordinates)}"
+        if not sync(stored.store_path.store.exists(key)):
+            missing.append(index)
+    return missing
+
+
+def is_our_store(path: Path) -> bool:
+    """Whether ``path`` is a dataset this project wrote (finished or not), so ``builder synth`` may replace it."""
+    try:
+        attrs = attributes(zarr.open_group(str(path), mode="r"))
+    except Exception:  # anything zarr cannot open as a group is not ours
+        return False
+    return "partial" in attrs or ("format_version" in attrs and "params" in attrs)
+
+
+def store_identity(root: zarr.Group) -> str:
+    """A digest of the root attributes (params, inputs' hashes, split, statistics, versions): it changes when
+    ``builder synth`` writes another dataset at the same path, so a reader can tell that the store under it changed."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(attributes(root), sort_keys=True, default=str).encode()).hexdigest()

@@ -21,9 +21,10 @@ clean audio ``trainer evaluate`` renders.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import zarr
 
 from builder.banks import read_bank
 from builder.corpus import read_corpus
@@ -45,8 +47,18 @@ from builder.dataset.plan import (
     split_rows,
 )
 from builder.dataset.provenance import HASH_CACHE_NAME, hash_files, versions
+from builder.dataset.resume import (
+    ShardKey,
+    exclusive_writer,
+    fingerprint,
+    open_work_store,
+    partial_path,
+    record_shard,
+    seal,
+)
+from builder.dataset.verify import CHECKED_ARRAYS, shard_checksums
 from builder.engine import load_bank_into, native, new_engine
-from pianoscribe.atomic import atomic_path
+from pianoscribe.atomic import SPACE_ERRNOS, check_replaceable
 from pianoscribe.constants import BUFFER_SIZE, N_BINS, N_KEYS, SAMPLE_RATE, WINDOWS
 from pianoscribe.defaults import defaults
 from pianoscribe.errors import UserError
@@ -176,28 +188,34 @@ def synthesize(
     corpus_paths: dict[str, Path],
     cache_dir: Path | str,
     progress: Progress | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> SynthSummary:
-    """Write the dataset store at ``out`` (atomically); see the module docstring.
+    """Write the dataset store at ``out``; see the module docstring and ``builder.dataset.resume``.
 
     ``bank_paths`` / ``corpus_paths`` map the names in ``settings`` to existing files (the CLI finds or builds
-    them first); ``cache_dir`` keeps the input hashes; ``progress(side, rows done, rows of the side, rows per
-    second)`` is called as shards are written.
+    them first); ``cache_dir`` keeps the input hashes; ``progress(side, rows done, total=rows of the side,
+    rate=rows per second)`` is called as shards are written; ``say`` gets one-line notes (resuming, starting over).
+    An existing ``out`` is replaced only if it is a dataset this project wrote.
     """
     started = time.perf_counter()
     settings = check_settings(settings)
     seed, frames = settings["seed"], settings["frames_per_segment"]
     progress = progress or (lambda side, done, total, rate: None)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="input-hasher") as hasher:
-        hashes = hasher.submit(
-            hash_files, [*corpus_paths.values(), *bank_paths.values()], Path(cache_dir) / HASH_CACHE_NAME
-        )
-        pieces: dict[str, list[tuple[str, np.ndarray]]] = {"train": [], "test": []}
-        for name in settings["corpora"]:
-            for piece in read_corpus(corpus_paths[name]).pieces:
-                if len(piece.notes):
-                    pieces[piece_side(piece.piece_id, seed, float(settings["test_fraction"]))].append(
-                        (piece.piece_id, piece.notes)
-                    )
+    say = say or (lambda message: None)
+    out = Path(out)
+    inputs = [*corpus_paths.values(), *bank_paths.values()]
+    for kind, paths in (("corpus", corpus_paths), ("bank", bank_paths)):
+        missing = [path for path in paths.values() if not Path(path).is_file()]
+        if missing:
+            raise UserError(f"{missing[0]}: no such {kind} file")
+    with (
+        _space_errors_named(out),
+        exclusive_writer(out),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="input-hasher") as hasher,
+    ):
+        check_replaceable(out, store.is_our_store, "a dataset written by builder synth")
+        hashes = hasher.submit(hash_files, inputs, Path(cache_dir) / HASH_CACHE_NAME)
+        pieces = _pieces_by_side(settings, corpus_paths)
         rows = split_rows(settings["n"], frames, float(settings["test_fraction"]))
         for side in store.SIDES:
             if rows[side] and not pieces[side]:
@@ -205,43 +223,45 @@ def synthesize(
                     f"synth.corpora: no piece with notes falls on the {side} side "
                     f"(test_fraction {settings['test_fraction']}, seed {seed}); add pieces or change them"
                 )
-
         storage = settings["storage"]
-        statistics = {side: store.empty_statistics() for side in store.SIDES}
-        out = Path(out)
-        with atomic_path(out, suffix=".zarr") as temporary:
-            root = store.create_store(temporary, rows, frames, storage)
-            with ThreadPoolExecutor(max_workers=storage["writers"], thread_name_prefix="zarr-writer") as writer:
-                for side in store.SIDES:
-                    if not rows[side]:
-                        continue
+        root, records = open_work_store(
+            out,
+            fingerprint(settings, inputs, rows),
+            lambda path: store.create_store(path, rows, frames, storage),
+            say,
+        )
+        with ThreadPoolExecutor(max_workers=storage["writers"], thread_name_prefix="zarr-writer") as writer:
+            for side in store.SIDES:
+                if rows[side]:
                     side_bank_paths = [bank_paths[name] for name in settings[f"{side}_banks"]]
                     _synthesize_side(
                         side,
                         settings,
-                        root[side],
+                        root,
                         pieces[side],
                         side_bank_paths,
                         rows[side],
                         writer,
-                        statistics[side],
+                        records,
                         partial(progress, side, total=rows[side]),
                     )
-            input_hashes = hashes.result()
-            attrs = {
-                "params": settings,
-                "banks": {name: input_hashes[path] for name, path in bank_paths.items()},
-                "corpora": {name: input_hashes[path] for name, path in corpus_paths.items()},
-                "split": {side: sorted(piece_id for piece_id, _ in pieces[side]) for side in store.SIDES},
-                "versions": versions(str(native().__version__)),
-                "frames_per_segment": frames,
-                "sample_rate": SAMPLE_RATE,
-                "buffer_size": BUFFER_SIZE,
-                "rows": rows,
-                "statistics": {side: store.statistics_attrs(statistics[side]) for side in store.SIDES},
-            }
-            store.finish_store(root, attrs)
-            raw = store.raw_bytes(root)
+        input_hashes = hashes.result()
+        statistics = {side: _side_statistics(records, side) for side in store.SIDES}
+        attrs = {
+            "params": settings,
+            "banks": {name: input_hashes[path] for name, path in bank_paths.items()},
+            "corpora": {name: input_hashes[path] for name, path in corpus_paths.items()},
+            "split": {side: sorted(piece_id for piece_id, _ in pieces[side]) for side in store.SIDES},
+            "versions": versions(str(native().__version__)),
+            "frames_per_segment": frames,
+            "sample_rate": SAMPLE_RATE,
+            "buffer_size": BUFFER_SIZE,
+            "rows": rows,
+            "statistics": {side: store.statistics_attrs(statistics[side]) for side in store.SIDES},
+            "shards": {side: _shard_attrs(records, side) for side in store.SIDES},
+        }
+        raw = store.raw_bytes(root)
+        seal(root, out, attrs)
     return SynthSummary(
         rows=rows,
         seconds=time.perf_counter() - started,
@@ -251,25 +271,59 @@ def synthesize(
     )
 
 
+@contextlib.contextmanager
+def _space_errors_named(out: Path) -> Iterator[None]:
+    """A full disk (raised deep in a writer thread) becomes one line naming the output and what is kept."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in SPACE_ERRNOS:
+            raise
+        raise UserError(
+            f"{out}: {error.strerror} while writing {partial_path(out)}; the shards written so far are kept: "
+            "free some space and run the same command again to resume"
+        ) from error
+
+
+def _pieces_by_side(settings: dict[str, Any], corpus_paths: dict[str, Path]) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Every piece with notes, on the side of the split its id falls on."""
+    pieces: dict[str, list[tuple[str, np.ndarray]]] = {side: [] for side in store.SIDES}
+    for name in settings["corpora"]:
+        for piece in read_corpus(corpus_paths[name]).pieces:
+            if len(piece.notes):
+                side = piece_side(piece.piece_id, settings["seed"], float(settings["test_fraction"]))
+                pieces[side].append((piece.piece_id, piece.notes))
+    return pieces
+
+
 def _synthesize_side(
     side: str,
     settings: dict[str, Any],
-    group: Any,
+    root: zarr.Group,
     side_pieces: list[tuple[str, np.ndarray]],
     bank_paths: list[Path],
     n_rows: int,
     writer: ThreadPoolExecutor,
-    statistics: dict[str, Any],
+    records: dict[ShardKey, dict[str, Any]],
     report: Any,
 ) -> None:
-    """Render one side shard by shard; the writer thread writes shard k while the engine renders shard k+1.
+    """Render one side's missing shards; the writer threads write shard k while the engine renders shard k+1.
 
-    The side's banks live in the engine only while the side renders (an int16 engine copy lets the float32
-    arrays go right after loading)."""
+    Shards already in ``records`` (kept from an interrupted run) are skipped; a new shard's record is added when
+    its writer is done. The side's banks live in the engine only while the side renders (an int16 engine copy
+    lets the float32 arrays go right after loading)."""
     frames = settings["frames_per_segment"]
     storage = settings["storage"]
     shard_rows = storage["shard_rows"]
     side_index = store.SIDES.index(side)
+    shards = [
+        (shard, first) for shard, first in enumerate(range(0, n_rows, shard_rows)) if (side, shard) not in records
+    ]
+    started = time.perf_counter()
+    done = n_rows - sum(min(shard_rows, n_rows - first) for _, first in shards)
+    report(done, rate=0.0)
+    if not shards:
+        return
     augment = side == "train" or bool(settings["augment"]["test"])
     table = piece_table(side_pieces, release_samples(settings))
     engine = new_engine(settings["threads"])
@@ -281,49 +335,86 @@ def _synthesize_side(
     piece_ids = np.array(table.piece_ids, dtype=object)
     writers = storage["writers"]
     buffers = [ShardBuffers.allocate(min(shard_rows, n_rows), storage["fft_dtype"]) for _ in range(writers + 1)]
-    pending: deque[tuple[int, Future]] = deque()  # (rows done when it finishes, write of one shard)
-    started = time.perf_counter()
-    for shard, first_row in enumerate(range(0, n_rows, shard_rows)):
+    pending: deque[tuple[int, Future]] = deque()  # (rows of the shard, its write)
+    for position, (shard, first_row) in enumerate(shards):
         count = min(shard_rows, n_rows - first_row)
         rng = np.random.default_rng([settings["seed"], side_index, shard])
         plan = plan_segments(table, len(bank_paths), count // frames, rng, settings, augment)
         # this buffer's previous shard (writers + 1 shards ago) has been written: at most `writers` are pending
-        block = buffers[shard % (writers + 1)].rows(count)
+        block = buffers[position % (writers + 1)].rows(count)
         render_shard(engine, plan, block, settings)  # overlaps the writes of the previous shards
-        store.add_statistics(statistics, block.key_energy, block.key_active, block.key_onset)
         while len(pending) >= writers:
-            done, write = pending.popleft()
+            written, write = pending.popleft()
             write.result()
+            done += written
             report(done, rate=done / (time.perf_counter() - started))
         segment_values = {
             "piece_id": piece_ids[plan.piece],
             "bank": bank_names[plan.bank],
             "start_sample": plan.start_sample,
         }
-        pending.append(
-            (
-                first_row + count,
-                writer.submit(_write_shard, group, first_row, block, first_row // frames, segment_values),
-            )
+        shard_write = writer.submit(
+            _write_shard, root, (side, shard), first_row, block, first_row // frames, segment_values, records
         )
+        pending.append((count, shard_write))
     while pending:
-        done, write = pending.popleft()
+        written, write = pending.popleft()
         write.result()
+        done += written
         report(done, rate=done / (time.perf_counter() - started))
 
 
 def _write_shard(
-    group: Any, first_row: int, block: ShardBuffers, first_segment: int, segment_values: dict[str, np.ndarray]
+    root: zarr.Group,
+    key: ShardKey,
+    first_row: int,
+    block: ShardBuffers,
+    first_segment: int,
+    segment_values: dict[str, np.ndarray],
+    records: dict[ShardKey, dict[str, Any]],
 ) -> None:
-    """One writer, one whole shard: one assignment per array over the shard's rows."""
+    """One writer, one whole shard: one assignment per array over the shard's rows, then the shard's record."""
+    group = store.side_group(root, key[0])
     rows = slice(first_row, first_row + len(block.key_energy))
-    group["fft_magnitude"][rows] = block.fft_magnitude
-    group["key_energy"][rows] = block.key_energy
-    group["key_active"][rows] = block.key_active
-    group["key_onset"][rows] = block.key_onset
     segments = slice(first_segment, first_segment + len(segment_values["start_sample"]))
-    for name, values in segment_values.items():
-        group[name][segments] = values
+    values = {
+        "fft_magnitude": block.fft_magnitude,
+        "key_energy": block.key_energy,
+        "key_active": block.key_active,
+        "key_onset": block.key_onset,
+        **segment_values,
+    }
+    for name, data in values.items():
+        store.array(group, name)[segments if name in store.SEGMENT_ARRAYS else rows] = data
+    statistics = store.empty_statistics()
+    store.add_statistics(statistics, block.key_energy, block.key_active, block.key_onset)
+    record = {
+        "rows": [rows.start, rows.stop],
+        "segments": [segments.start, segments.stop],
+        "sha256": shard_checksums(values),
+        "statistics": store.statistics_attrs(statistics),
+    }
+    record_shard(root, key, record)
+    records[key] = record
+
+
+def _side_statistics(records: dict[ShardKey, dict[str, Any]], side: str) -> dict[str, Any]:
+    """The side's label statistics: the sum of its shards' (integer counts: any order gives the same)."""
+    statistics = store.empty_statistics()
+    for (record_side, _), record in sorted(records.items()):
+        if record_side == side:
+            for name, value in record["statistics"].items():
+                statistics[name] = statistics[name] + (np.asarray(value) if isinstance(value, list) else value)
+    return statistics
+
+
+def _shard_attrs(records: dict[ShardKey, dict[str, Any]], side: str) -> list[dict[str, Any]]:
+    """What the store records of each shard of a side, in order: its rows and checksums (``builder verify``)."""
+    return [
+        {"rows": record["rows"], "sha256": {name: record["sha256"][name] for name in CHECKED_ARRAYS}}
+        for (record_side, _), record in sorted(records.items())
+        if record_side == side
+    ]
 
 
 def summary_lines(summary: SynthSummary, out: Path | str) -> list[str]:
