@@ -4,12 +4,21 @@ bounded buffer, decoded in parallel, prefetched. Memory is bounded whatever the 
 The unit of training is a segment: ``frames_per_segment`` consecutive slices ``[T, 512]`` with targets
 ``active``/``onset``/``energy`` ``[T, 88]`` each (the store keeps rows in segment order). A block is a run
 of whole chunks that also holds whole segments (``lcm(chunk_rows, T)`` rows); it is the unit of I/O.
+
+Each epoch's batches are a pure function of ``(fit.seed, epoch)``, so a resumed fit sees exactly the batches
+an uninterrupted one would. A shard that cannot be read stops the fit with one line naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import math
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from types import FrameType, TracebackType
 from typing import Any
 
 import numpy as np
@@ -18,7 +27,7 @@ import zarr
 
 from builder.dataset.store import SLICE_WIDTHS, array
 from pianoscribe.constants import N_BINS, N_KEYS
-from pianoscribe.errors import UserError
+from pianoscribe.errors import UserError, one_line
 from trainer.features import FeatureStatistics, energy_target
 
 
@@ -41,11 +50,33 @@ class StoreSplit:
         self.block_rows = math.lcm(chunk_rows, self.frames_per_segment)
         self.n_blocks = -(-self.n_rows // self.block_rows)
         self.n_segments = self.n_rows // self.frames_per_segment
+        # what the first failed read said: inside tf.data it reaches the caller only as TensorFlow's own error
+        self.read_failure: str | None = None
 
     def read_block(self, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Rows of block ``block``: ``fft_magnitude`` (stored dtype), ``key_energy``, ``key_active``, ``key_onset``."""
         rows = slice(block * self.block_rows, min((block + 1) * self.block_rows, self.n_rows))
-        return tuple(self.arrays[name][rows] for name in SLICE_WIDTHS)  # type: ignore[return-value]
+        return tuple(self._read(name, rows) for name in SLICE_WIDTHS)  # type: ignore[return-value]
+
+    def _read(self, name: str, rows: slice) -> np.ndarray:
+        """Rows of one array; a damaged shard (truncated, garbage) is a one-line ``UserError`` naming it."""
+        try:
+            return np.asarray(self.arrays[name][rows])
+        except Exception as error:  # whatever zarr or a codec raises, the shard's bytes are unusable
+            failure = (
+                f"{self.name}/{name}: {self._shard_of(name, rows.start)} cannot be read "
+                f"({type(error).__name__}: {one_line(error)})"
+            )
+            self.read_failure = self.read_failure or failure
+            raise UserError(failure) from error
+
+    def _shard_of(self, name: str, row: int) -> str:
+        """``shard I (rows A..B)``: the storage object holding ``row`` (a block never spans two: chunks hold whole
+        segments and shards whole chunks)."""
+        stored = self.arrays[name]
+        shard_rows = (stored.shards or stored.chunks)[0]
+        shard = row // shard_rows
+        return f"shard {shard} (rows {shard * shard_rows}..{min((shard + 1) * shard_rows, self.n_rows) - 1})"
 
     def fft_dtype(self) -> np.dtype:
         return self.arrays["fft_magnitude"].dtype
@@ -123,26 +154,70 @@ def segments_per_batch(batch_size: int, frames_per_segment: int) -> int:
     return max(1, batch_size // frames_per_segment)
 
 
-def training_dataset(split: StoreSplit, settings: dict[str, Any], energy_scale: float) -> tuple[tf.data.Dataset, int]:
-    """Endless shuffled batches for ``model.fit`` and the number of steps that make one pass over the split.
-
-    Each pass visits every block once in a fresh random order (seeded), shuffles segments in a buffer of
-    ``shuffle_buffer`` slices, batches ``batch_size`` slices (whole segments), and prefetches.
-    """
+def steps_per_epoch(split: StoreSplit, settings: dict[str, Any]) -> int:
+    """``fit.steps_per_epoch``, or (0) the batches of one pass over the split."""
     per_batch = segments_per_batch(settings["batch_size"], split.frames_per_segment)
     steps_per_pass = split.n_segments // per_batch
     if steps_per_pass == 0:
         raise UserError(
             f"fit.batch_size: {settings['batch_size']} slices is more than the train split holds ({split.n_rows})"
         )
-    seed = int(settings["seed"])
-    blocks = tf.data.Dataset.range(split.n_blocks).shuffle(split.n_blocks, seed=seed, reshuffle_each_iteration=True)
+    return int(settings["steps_per_epoch"]) or steps_per_pass
+
+
+def training_dataset(
+    split: StoreSplit, settings: dict[str, Any], energy_scale: float, first_epoch: int = 0
+) -> tuple[tf.data.Dataset, int]:
+    """The batches of epochs ``first_epoch`` .. ``fit.epochs - 1`` for ``model.fit``, and the steps of one epoch.
+
+    Epoch ``e`` is the first ``steps`` batches of passes over the split. Each pass visits every block once in
+    its own random order, shuffles segments in a buffer of ``shuffle_buffer`` slices and batches ``batch_size``
+    slices (whole segments), with seeds from ``(fit.seed, e, pass)`` alone. So epoch ``e`` holds the same
+    batches whichever epoch the stream starts at: a resumed fit continues exactly as an uninterrupted one.
+    """
+    steps = steps_per_epoch(split, settings)
+    last_epoch = max(int(settings["epochs"]), first_epoch + 1)  # never empty: Keras takes a dataset even then
+    epochs = [_epoch_batches(split, settings, energy_scale, epoch, steps) for epoch in range(first_epoch, last_epoch)]
+    batches = functools.reduce(tf.data.Dataset.concatenate, epochs)
+    batches = batches.map(_to_model_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.prefetch(tf.data.AUTOTUNE), steps
+
+
+def _epoch_batches(
+    split: StoreSplit, settings: dict[str, Any], energy_scale: float, epoch: int, steps: int
+) -> tf.data.Dataset:
+    """Epoch ``epoch``: ``steps`` batches, from as many passes as that takes (one, unless ``fit.steps_per_epoch``
+    is more than a pass)."""
+    per_batch = segments_per_batch(settings["batch_size"], split.frames_per_segment)
+    passes = -(-steps // (split.n_segments // per_batch))
+    seeds = [pass_seeds(int(settings["seed"]), epoch, index) for index in range(passes)]
+    batches = [
+        _pass_batches(split, settings, energy_scale, block_seed, segment_seed) for block_seed, segment_seed in seeds
+    ]
+    return functools.reduce(tf.data.Dataset.concatenate, batches).take(steps)
+
+
+def pass_seeds(seed: int, epoch: int, pass_index: int) -> tuple[int, int]:
+    """Seeds of one pass's block order and segment shuffle: a pure function of ``(fit.seed, epoch, pass)``.
+
+    (Python integers on purpose: tf.data refuses tensor seeds when the global seed is 0, the default.)
+    """
+    block_seed, segment_seed = np.random.SeedSequence([seed, epoch, pass_index]).generate_state(2)
+    return int(block_seed), int(segment_seed)
+
+
+def _pass_batches(
+    split: StoreSplit, settings: dict[str, Any], energy_scale: float, block_seed: int, segment_seed: int
+) -> tf.data.Dataset:
+    """One pass: every block once in a seeded order, segments shuffled in a bounded buffer, whole batches."""
+    # reshuffle_each_iteration=False: every pass has seeds of its own, so iterating again gives the same batches
+    blocks = tf.data.Dataset.range(split.n_blocks)
+    blocks = blocks.shuffle(split.n_blocks, seed=block_seed, reshuffle_each_iteration=False)
     segments = _segments(split, blocks, energy_scale, parallel_reads=tf.data.AUTOTUNE, deterministic=True)
     shuffle_segments = max(1, int(settings["shuffle_buffer"]) // split.frames_per_segment)
-    segments = segments.shuffle(shuffle_segments, seed=seed + 1, reshuffle_each_iteration=True)
-    batches = segments.batch(per_batch, drop_remainder=True).repeat()
-    batches = batches.map(_to_model_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return batches.prefetch(tf.data.AUTOTUNE), steps_per_pass
+    segments = segments.shuffle(shuffle_segments, seed=segment_seed, reshuffle_each_iteration=False)
+    per_batch = segments_per_batch(settings["batch_size"], split.frames_per_segment)
+    return segments.batch(per_batch, drop_remainder=True)
 
 
 def evaluation_dataset(split: StoreSplit, batch_size: int, energy_scale: float, max_steps: int = 0) -> tf.data.Dataset:
@@ -154,3 +229,56 @@ def evaluation_dataset(split: StoreSplit, batch_size: int, energy_scale: float, 
     if max_steps > 0:
         batches = batches.take(max_steps)
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+@contextlib.contextmanager
+def store_read_errors(*splits: StoreSplit) -> Iterator[None]:
+    """Around ``model.fit``: a shard that failed inside tf.data becomes its one-line ``UserError``, and the
+    pipelines are let go of before any error leaves.
+
+    Why the letting go: tf.data threads keep running ``numpy_function`` reads after an error. If the iterator
+    outlives the interpreter's shutdown, those threads die waiting for the GIL (Python ends any thread that
+    takes it while finalizing), and the iterator's destructor, run by the shutdown's garbage collection, waits
+    for them forever: the process hung at 0 % CPU after printing the traceback.
+    """
+    try:
+        yield
+    except BaseException as error:
+        _let_go_of_pipelines(error)
+        failure = next((split.read_failure for split in splits if split.read_failure is not None), None)
+        if isinstance(error, tf.errors.OpError) and failure is not None:
+            raise UserError(failure) from None
+        raise
+
+
+def _let_go_of_pipelines(error: BaseException) -> None:
+    """Clear the frames ``error`` passed through (Keras' epoch iterator is a local of one) and collect them now,
+    while the interpreter can still run the reads in flight (the iterator's destructor releases the GIL)."""
+    for frame in _unwound_frames(error.__traceback__):
+        frame.clear()
+    gc.collect()
+
+
+def _unwound_frames(trace: TracebackType | None) -> Iterator[FrameType]:
+    """The finished frames of a traceback, with those between its entries that traceback filtering (Keras,
+    TensorFlow) left out but that still hang together through ``f_back``; the frames still running are not
+    among them."""
+    seen: set[int] = set()
+    while trace is not None:
+        frame: FrameType | None = trace.tb_frame
+        while frame is not None and id(frame) not in seen:
+            seen.add(id(frame))
+            if not _is_running(frame):
+                yield frame
+            frame = frame.f_back
+        trace = trace.tb_next
+
+
+def _is_running(frame: FrameType) -> bool:
+    """Whether ``frame`` is still executing (ours and our callers'): ``frame.clear()`` refuses those."""
+    running: FrameType | None = sys._getframe()
+    while running is not None:
+        if running is frame:
+            return True
+        running = running.f_back
+    return False

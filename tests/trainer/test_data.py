@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
+import tensorflow as tf
 import zarr
 
 from builder.dataset import store
@@ -62,6 +65,40 @@ def test_the_same_seed_gives_the_same_order(splits):
     again = [batch[0].numpy() for batch in data.training_dataset(train, settings(), 1.0)[0].take(3)]
     for one, other in zip(first, again):
         np.testing.assert_array_equal(one, other)
+
+
+def test_an_epoch_is_the_same_batches_whichever_epoch_the_stream_starts_at(splits):
+    """What makes a resumed fit exact: epoch e's batches depend on (fit.seed, e) only, not on the epochs before."""
+    train = splits["train"]
+    frames = train.frames_per_segment
+    tf.random.set_seed(0)  # as fit does with the default seed (tf.data refuses tensor seeds then)
+    values = settings(batch_size=4 * frames, shuffle_buffer=16 * frames, steps_per_epoch=5, epochs=3)
+    from_the_start, steps = data.training_dataset(train, values, 1.0)
+    assert steps == 5
+    epochs = np.stack([batch[0].numpy() for batch in from_the_start]).reshape(3, 5, -1)  # 3 epochs, no more
+    resumed, _ = data.training_dataset(train, values, 1.0, first_epoch=2)
+    np.testing.assert_array_equal(np.stack([batch[0].numpy() for batch in resumed]).reshape(5, -1), epochs[2])
+    again = np.stack([batch[0].numpy() for batch in resumed]).reshape(5, -1)
+    np.testing.assert_array_equal(again, epochs[2])  # iterating again gives the same batches
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+    assert data.pass_seeds(0, 1, 0) != data.pass_seeds(0, 0, 1) != data.pass_seeds(1, 0, 0)
+
+
+def test_a_damaged_shard_is_a_one_line_error_naming_the_array_and_the_shard(tiny_store, tmp_path):
+    copy = tmp_path / "dataset.zarr"
+    shutil.copytree(tiny_store[0], copy)
+    (copy / "train" / "key_onset" / "c" / "2" / "0").write_bytes(b"not a shard" * 50)  # shards of 1024 rows
+    root = store.open_store(copy)
+    train = data.StoreSplit(f"{copy}/train", root["train"], int(root.attrs["frames_per_segment"]))
+    expected = rf"^{copy}/train/key_onset: shard 2 \(rows 2048\.\.3071\) cannot be read \(\w+: [^\n]+\)$"
+    with pytest.raises(UserError, match=expected):
+        train.read_block(2048 // train.block_rows)
+    # read inside tf.data (TensorFlow's threads), it comes out as the same line, not as TensorFlow's error
+    fresh = data.StoreSplit(train.name, root["train"], train.frames_per_segment)
+    batches, _ = data.training_dataset(fresh, settings(epochs=1), 1.0)
+    with pytest.raises(UserError, match=expected), data.store_read_errors(fresh):
+        for _ in batches:
+            pass
 
 
 def test_batches_hold_whole_segments_with_all_targets(splits):

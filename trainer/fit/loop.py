@@ -1,10 +1,12 @@
 """``trainer fit``: train on the store's train split, score the test split every epoch, resume after a kill.
 
-A fit keeps its state in a checkpoint folder beside the model (``.NAME.keras.checkpoint/``): Keras'
-``BackupAndRestore`` weights + optimizer + epoch, and the per-epoch score rows. Started again with the same
-arguments it continues from the last finished epoch and ends with the same number of epochs; with other
-settings or another store it starts over. At the end the frame/onset thresholds with the best F1 on the test
-split go into the model's ``ModelInfo``, the model is written atomically, and the checkpoint is removed.
+A fit keeps its state in a checkpoint folder beside the model (``.NAME.keras.checkpoint/``, see ``checkpoint``):
+weights, optimizer and random-generator state after the last finished epoch, and the per-epoch score rows.
+Started again with the same arguments it continues from there, on the very batches an uninterrupted fit would
+see (``trainer.data.training_dataset``), and ends with the same weights; with other settings, another store or
+another setup, or from a damaged checkpoint, it says so and starts over. A store rebuilt under a running fit
+stops it. At the end the frame/onset thresholds with the best F1 on the test split go into the model's
+``ModelInfo``, the model is written atomically, and the checkpoint is removed.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from typing import Any, Protocol
 import keras
 import tensorflow as tf
 
-from builder.dataset.store import SIDES, attributes, open_store, side_group
+from builder.dataset.store import SIDES, attributes, open_store, side_group, store_identity
 from pianoscribe.errors import UserError
 from trainer import data as data_module
 from trainer import model as models
-from trainer.fit.checkpoint import Checkpoint, History, fingerprint
+from trainer.fit.checkpoint import Checkpoint, EpochBackup, History, fingerprint, training_setup
 from trainer.fit.losses import compile_model
 from trainer.fit.metrics import CSV_COLUMNS, write_metrics
 from trainer.fit.scores import score_split
@@ -74,6 +76,7 @@ def fit(
         raise UserError(f"{model_path}: the model file must end in .keras")
     store = open_store(data)
     store_attrs = attributes(store)
+    store_watch = StoreWatch(data, store_identity(store))
     frames_per_segment = int(store_attrs["frames_per_segment"])
     window = str(store_attrs["params"]["window"])
     train, test = (
@@ -86,8 +89,7 @@ def fit(
         train, settings["compression"], int(settings["stats_rows"]), float(settings["energy_scale_percentile"])
     )
     model, info = models.new_model(settings, window, feature_mean, feature_std, energy_scale)
-    train_batches, steps_per_pass = data_module.training_dataset(train, settings, energy_scale)
-    steps_per_epoch = int(settings["steps_per_epoch"]) or steps_per_pass
+    steps_per_epoch = data_module.steps_per_epoch(train, settings)
     compile_model(model, settings, total_steps=steps_per_epoch * int(settings["epochs"]))
     macs = models.macs_per_frame(model)
     test_batches = data_module.evaluation_dataset(
@@ -100,37 +102,34 @@ def fit(
         f"of {data_module.segments_per_batch(settings['batch_size'], frames_per_segment)} segments"
     )
 
-    checkpoint = Checkpoint(model_path, fingerprint(data, store_attrs, settings), report.message)
-    history = checkpoint.history()
-    scores = TestSplitScores(test_batches, history, settings)
+    checkpoint = Checkpoint(model_path, fingerprint(data, store_attrs, settings, training_setup()), report.message)
+    epochs_done, history = checkpoint.restore(model)
+    train_batches, _ = data_module.training_dataset(train, settings, energy_scale, first_epoch=epochs_done)
     callbacks = [
-        scores,  # first: adds the test-split scores to `logs` for everything after it, saves the rows
-        keras.callbacks.BackupAndRestore(str(checkpoint.folder / "backup"), delete_checkpoint=False),
+        store_watch,  # first: an epoch trained on a store that changed under it is neither scored nor saved
+        TestSplitScores(test_batches, history, settings),  # adds the test-split scores to `logs`, saves the rows
+        EpochBackup(checkpoint),
         keras.callbacks.TensorBoard(log_dir=str(logs_dir / model_path.stem), write_graph=False),
         ReportProgress(report, steps_per_epoch, int(settings["epochs"])),
     ]
     try:
-        model.fit(
-            train_batches,
-            epochs=int(settings["epochs"]),
-            steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
-            verbose=0,
-            shuffle=False,
-        )
+        with data_module.store_read_errors(train, test):
+            model.fit(
+                train_batches,
+                epochs=int(settings["epochs"]),
+                initial_epoch=epochs_done,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                verbose=0,
+                shuffle=False,
+            )
+            rows = _rows_through_last_epoch(model, history, test_batches, settings)
+    except Exception:
+        store_watch.check()  # a shard that cannot be read may be one that builder synth is rewriting
+        raise
     finally:  # Ctrl-C: leave the terminal clean; the checkpoint of the last finished epoch stays for a rerun
         report.close()
 
-    rows = history.rows
-    if not rows or rows[-1]["epoch"] != int(settings["epochs"]):  # nothing ran (e.g. epochs 0): score once
-        final_scores = score_split(model, test_batches, settings)
-        rows.append(
-            {
-                "epoch": int(settings["epochs"]),
-                **{f"val_{key}": value for key, value in final_scores.items()},
-                "seconds": 0.0,
-            }
-        )
     final = rows[-1]
     info.frame_threshold, info.onset_threshold = final["val_frame_threshold"], final["val_onset_threshold"]
     models.set_model_info(model, info)
@@ -162,6 +161,23 @@ def fit(
     return summary
 
 
+def _rows_through_last_epoch(
+    model: keras.Model, history: History, test_batches: tf.data.Dataset, settings: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The epoch rows, ending with the last epoch's (scored now when no epoch ran: ``epochs`` 0)."""
+    rows = history.rows
+    if not rows or rows[-1]["epoch"] != int(settings["epochs"]):
+        final_scores = score_split(model, test_batches, settings)
+        rows.append(
+            {
+                "epoch": int(settings["epochs"]),
+                **{f"val_{key}": value for key, value in final_scores.items()},
+                "seconds": 0.0,
+            }
+        )
+    return rows
+
+
 def _check_settings(settings: dict[str, Any]) -> None:
     for key in ("epochs", "batch_size"):
         if int(settings[key]) < (0 if key == "epochs" else 1):
@@ -191,8 +207,6 @@ class TestSplitScores(keras.callbacks.Callback):
         self.started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        if not self.started:  # first epoch of this run: BackupAndRestore has set where we resume
-            self.history.keep_until(epoch)
         self.started = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -206,6 +220,31 @@ class TestSplitScores(keras.callbacks.Callback):
             "seconds": round(time.monotonic() - self.started, 2),
         }
         self.history.record(row)
+
+
+class StoreWatch(keras.callbacks.Callback):
+    """Stops the fit at an epoch's end when the store at ``path`` is no longer the one it started on: a store
+    rebuilt under a running fit would otherwise feed it other data without a word (the open arrays read
+    whatever files are at the path now)."""
+
+    def __init__(self, path: Path, identity: str) -> None:
+        super().__init__()
+        self.path = path
+        self.identity = identity
+
+    def check(self) -> None:
+        """``UserError`` if the store at ``path`` changed (another dataset, or one half written)."""
+        try:
+            current = store_identity(open_store(self.path))
+        except UserError:  # missing or incomplete: builder synth is writing it
+            current = None
+        if current != self.identity:
+            raise UserError(
+                f"{self.path}: the dataset changed while training (rebuilt by builder synth?); run trainer fit again"
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.check()
 
 
 class ReportProgress(keras.callbacks.Callback):
