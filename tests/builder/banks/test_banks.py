@@ -339,6 +339,42 @@ def test_reading_what_is_not_a_bank_names_the_file(small_bank, tmp_path):
         banks.read_bank(tmp_path / "missing.h5")
 
 
+def _wrap_offsets_around(bank_file: h5py.File) -> None:
+    bank_file["offsets"][60 - 21, 0] = 2**62  # offsets + lengths wraps to a negative int64
+    bank_file["lengths"][60 - 21, 0] = 2**62
+
+
+def _nan_sample(bank_file: h5py.File) -> None:
+    bank_file["audio"][5] = np.nan
+
+
+def _float_sample_rate(bank_file: h5py.File) -> None:
+    bank_file.attrs["sample_rate"] = 44100.5
+
+
+def _attrs_json_list(bank_file: h5py.File) -> None:
+    bank_file.attrs["attrs_json"] = "[1, 2]"
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (_wrap_offsets_around, "not a valid bank (a recording lies outside the audio array)"),
+        (_nan_sample, "not a valid bank (audio and layer velocities must be finite numbers)"),
+        (_float_sample_rate, "damaged bank file (attribute sample_rate is float64 (), expected a scalar integer)"),
+        (_attrs_json_list, "damaged bank file (attrs_json is not a JSON object)"),
+    ],
+)
+def test_damaged_numbers_in_a_bank_are_one_line_naming_it(small_bank, tmp_path, damage, words):
+    path = tmp_path / "damaged.h5"
+    banks.write_bank(small_bank, path)
+    with h5py.File(path, "r+") as bank_file:
+        damage(bank_file)
+    with pytest.raises(UserError) as raised:
+        banks.read_bank(path)
+    assert str(raised.value) == f"{path}: {words}"
+
+
 def test_ensure_bank_builds_a_missing_builtin_and_refuses_unknown_names(tmp_path):
     console = Console(file=io.StringIO())
     tiny = {**SHORT, "layers": 2, "max_seconds": 0.05, "fade_seconds": 0.005}
