@@ -17,6 +17,26 @@ HIGHEST_KEY = 108  # C8
 N_KEYS = HIGHEST_KEY - LOWEST_KEY + 1
 WINDOWS = ("hann", "none")  # FFT analysis windows: periodic Hann, or rectangular (the reference's)
 
+# The music21 corpus folders the project may use (the `scores` corpus reads them; evaluation groups them into
+# kinds of music), in the order the corpus reads them. Every other folder (joplin, chopin, mozart, the
+# non-chorale bach, ...) is reserved: never read, for training, tuning or testing.
+SCORE_COLLECTIONS = (  # polyphonic music, played with every part on the piano
+    "palestrina",
+    "monteverdi",
+    "beethoven",
+    "josquin",
+    "trecento",
+    "corelli",
+    "handel",
+    "luca",
+    "ciconia",
+    "lusitano",
+    "johnson_j_r",
+    "liliuokalani",
+    "webern",
+)
+FOLK_COLLECTIONS = ("ryansMammoth", "oneills1850", "essenFolksong", "airdsAirs")  # melodies
+
 
 def check_engine(engine_module: Any) -> None:
     """Raise ``RuntimeError`` if the native engine was built with another buffer size or bin count."""

@@ -6,7 +6,7 @@ Everything a caller needs is importable from here.
 """
 
 from builder.corpus.build import BUILTIN_CORPORA, build_corpus, default_name, ensure_corpus, write_midi_json_folder
-from builder.corpus.file import FORMAT_VERSION, corpus_path, describe_corpus, read_corpus, write_corpus
+from builder.corpus.file import FORMAT_VERSION, corpus_path, describe_corpus, is_corpus_file, read_corpus, write_corpus
 from builder.corpus.notes import NOTE_DTYPE, Corpus, DropCounts, Piece, clean_notes, merge_unisons, stable_seed
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "default_name",
     "describe_corpus",
     "ensure_corpus",
+    "is_corpus_file",
     "merge_unisons",
     "read_corpus",
     "stable_seed",

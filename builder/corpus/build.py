@@ -13,7 +13,7 @@ from typing import Any
 
 from builder.corpus.file import corpus_path, describe_corpus, read_corpus, write_corpus
 from builder.corpus.notes import Corpus, DropCounts, Piece
-from builder.corpus.sources import chorales, procedural
+from builder.corpus.sources import chorales, pianistic, procedural, scores
 from builder.corpus.sources.midi import MIDI_SUFFIXES, notes_from_midi
 from builder.corpus.sources.midi_json import MIDI_JSON_SUFFIX, notes_from_midi_json, write_midi_json
 from pianoscribe.defaults import defaults
@@ -46,12 +46,17 @@ def _chorales_record(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _procedural_record(settings: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": "procedural",
-        "generator_version": procedural.GENERATOR_VERSION,
-        "settings": {key: settings["procedural"][key] for key in sorted(defaults("corpus")["procedural"])},
-    }
+def _generator_record(name: str, generator_version: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """What a generated corpus depends on: its generator's version and its settings section."""
+
+    def record(settings: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "generator_version": generator_version,
+            "settings": {key: settings[name][key] for key in sorted(defaults("corpus")[name])},
+        }
+
+    return record
 
 
 BUILTIN_CORPORA: dict[str, BuiltinCorpus] = {
@@ -63,7 +68,19 @@ BUILTIN_CORPORA: dict[str, BuiltinCorpus] = {
     "procedural": BuiltinCorpus(
         "generated chords, scales, arpeggios and clusters over all 88 keys (params: corpus.procedural)",
         lambda settings, dropped: procedural.procedural_pieces(settings["procedural"], dropped),
-        _procedural_record,
+        _generator_record("procedural", procedural.GENERATOR_VERSION),
+    ),
+    "scores": BuiltinCorpus(
+        "music of the allowed music21 collections (Palestrina, Monteverdi, Beethoven quartets, trecento, folk "
+        "tunes, ...), every part on the piano (params: corpus.scores)",
+        lambda settings, dropped: scores.score_pieces(settings["scores"], dropped),
+        lambda settings: scores.scores_record(settings["scores"]),
+    ),
+    "pianistic": BuiltinCorpus(
+        "generated piano writing: progressions as Alberti and stride basses, arpeggios, runs, block chords, "
+        "melody over accompaniment, pedal and rubato (params: corpus.pianistic)",
+        lambda settings, dropped: pianistic.pianistic_pieces(settings["pianistic"], dropped),
+        _generator_record("pianistic", pianistic.GENERATOR_VERSION),
     ),
 }
 SOURCE_SUFFIXES = (*MIDI_SUFFIXES, MIDI_JSON_SUFFIX)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from builder.corpus.notes import NOTE_DTYPE
+from builder.corpus.sources import scores
 from pianoscribe.constants import BUFFER_SIZE, SAMPLE_RATE
 
 NOISE_TABLE_SAMPLES = 1 << 20  # white noise is read from a seeded table at a random offset per segment
@@ -36,9 +37,12 @@ def piece_side(piece_id: str, seed: int, test_fraction: float) -> str:
 
 
 def split_group(piece_id: str) -> str:
-    """The id the split hashes: a chorale's id without its version suffix; any other id as it is."""
+    """The id the split hashes: versions of one piece share it (a chorale's id without its version suffix, the
+    variants of one folk tune: ``builder.corpus.sources.scores.split_group``); any other id as it is."""
     if piece_id.startswith("chorales/"):
         return re.sub(r"-[A-Za-z0-9]+$", "", piece_id)
+    if piece_id.startswith("scores/"):
+        return scores.split_group(piece_id)
     return piece_id
 
 

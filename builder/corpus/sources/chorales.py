@@ -1,7 +1,8 @@
 """The built-in ``chorales`` corpus: the Bach chorales shipped inside the music21 wheel, as piano notes.
 
 Only the chorales are used: music21's other pieces (and Bach's WTC prelude BWV 846 filed among the chorales)
-are reserved for evaluation and must never be trained on. Each score is read directly (no MIDI round trip):
+are reserved for evaluation and must never be trained on. Each score is read directly (no MIDI round trip,
+:mod:`builder.corpus.sources.score_reading`, shared with the ``scores`` corpus):
 sounding pitch, repeats expanded and ties joined the way music21's own MIDI export does it, seconds from the
 score's metronome marks. Checked against that export (which also made the reference's ``bwv1.6.mid``): 405 of
 the 409 chorales give the same notes within 1 ms; the other four differ in one tie chain or a grace note (a
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from builder.corpus.notes import DropCounts, Piece, clean_notes, merge_unisons, stable_seed
+from builder.corpus.sources import score_reading
 from pianoscribe.errors import UserError
 
 GENERATOR_VERSION = 2  # 2: the two chorales filed as .xml are included
@@ -36,6 +38,12 @@ MIN_VOICES = 4
 VELOCITY_LEVELS = (64, 100)
 VELOCITY_JITTER = 6.0
 MAX_WORKERS = 2
+
+# the score reading, shared with the ``scores`` corpus, under the names tests and benchmarks use here
+score_columns = score_reading.score_columns
+notes_of_score = score_reading.notes_of_score
+_has_repeats = score_reading.has_repeats
+_notes_of_expanded_score = score_reading.notes_as_written
 
 
 def music21_version() -> str:
@@ -141,124 +149,3 @@ def _score_columns_or_error(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
         return score_columns(path)
     except Exception as error:  # music21 raises many types for a damaged file; the parent names the file
         return f"{type(error).__name__}: {error}"
-
-
-def score_columns(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Sounding notes of a score file as (onset seconds, offset seconds, MIDI key, number of parts)."""
-    from music21 import converter
-
-    score = converter.parse(str(path), forceSource=True)
-    return notes_of_score(score)
-
-
-def notes_of_score(score: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(onset s, offset s, key, parts) of a music21 score, ties joined, repeats expanded, at sounding pitch."""
-    if any(part.atSoundingPitch is False for part in score.parts):
-        score = score.toSoundingPitch()
-    plan = _measure_plan(score)
-    if plan is None:
-        return _notes_of_expanded_score(score.expandRepeats() if _has_repeats(score) else score)
-    rows: list[list[float]] = []
-    for part in score.parts:
-        _append_tied_notes(_part_in_order(part, plan), rows)
-    return _columns_in_seconds(score, rows)
-
-
-def _has_repeats(score: Any) -> bool:
-    from music21 import bar, repeat
-
-    first_part = score.parts[0] if len(score.parts) else score
-    marks = first_part.recurse().getElementsByClass((bar.Barline, repeat.RepeatExpression))
-    return any(isinstance(mark, (bar.Repeat, repeat.RepeatExpression)) for mark in marks)
-
-
-def _measure_plan(score: Any) -> list[int] | None:
-    """Measure indices in playing order, from expanding the first part's repeats only.
-
-    ``Score.expandRepeats`` deep-copies every part and is most of the parse time; the parts of a chorale share
-    their barlines, so one part's expansion gives the order for all. ``None`` (expand the whole score) when
-    the parts' measures do not line up, the tempo changes, or there are no repeats to expand.
-    """
-    from music21 import stream
-
-    if not len(score.parts) or not _has_repeats(score) or len(score.metronomeMarkBoundaries()) != 1:
-        return None
-    measures = [list(part.getElementsByClass(stream.Measure)) for part in score.parts]
-    if len({len(part_measures) for part_measures in measures}) != 1 or not measures[0]:
-        return None
-    index_of = {id(measure): index for index, measure in enumerate(measures[0])}
-    expanded = score.parts[0].expandRepeats().getElementsByClass(stream.Measure)
-    plan = [_original_index(measure, index_of) for measure in expanded]
-    return [index for index in plan if index is not None] if all(index is not None for index in plan) else None
-
-
-def _original_index(measure: Any, index_of: dict[int, int]) -> int | None:
-    """Index of the score measure an expanded measure was copied from (nested repeats copy copies)."""
-    origin = measure.derivation.origin
-    while origin is not None and id(origin) not in index_of:
-        origin = origin.derivation.origin
-    return None if origin is None else index_of[id(origin)]
-
-
-def _part_in_order(part: Any, plan: list[int]) -> list[tuple[float, Any]]:
-    """(offset in quarters, note or chord) of a part played in ``plan`` order, measures back to back."""
-    from music21 import stream
-
-    measures = list(part.getElementsByClass(stream.Measure))
-    placed: list[tuple[float, Any]] = []
-    measure_start = 0.0
-    for index in plan:
-        measure = measures[index]
-        placed.extend((measure_start + float(element.offset), element) for element in measure.flatten().notes)
-        measure_start += float(measure.duration.quarterLength)
-    return placed
-
-
-def _notes_of_expanded_score(score: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    rows: list[list[float]] = []
-    for part in score.parts:
-        _append_tied_notes([(float(element.offset), element) for element in part.flatten().notes], rows)
-    return _columns_in_seconds(score, rows)
-
-
-def _columns_in_seconds(score: Any, rows: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    quarters = np.array(rows, dtype=np.float64).reshape(-1, 3)
-    to_seconds = _quarters_to_seconds(score)
-    return (to_seconds(quarters[:, 0]), to_seconds(quarters[:, 1]), quarters[:, 2].astype(np.int64), len(score.parts))
-
-
-def _append_tied_notes(placed: list[tuple[float, Any]], rows: list[list[float]]) -> None:
-    """Append [onset, offset, key] in quarter notes for one part, a tied chain becoming one note."""
-    open_ties: dict[int, int] = {}
-    for onset, element in placed:
-        offset = onset + float(element.quarterLength)
-        members = element.notes if element.isChord else (element,)
-        for note in members:
-            tie = note.tie if note.tie is not None else (element.tie if element.isChord else None)
-            tie_type = tie.type if tie is not None else None
-            key = note.pitch.midi
-            if tie_type in ("continue", "stop") and key in open_ties and rows[open_ties[key]][1] == onset:
-                rows[open_ties[key]][1] = offset
-                if tie_type == "stop":
-                    del open_ties[key]
-                continue
-            rows.append([onset, offset, key])
-            if tie_type in ("start", "continue"):
-                open_ties[key] = len(rows) - 1
-
-
-def _quarters_to_seconds(score: Any):
-    """Piecewise-linear map from quarter-note offsets to seconds following the score's metronome marks."""
-    boundaries = score.metronomeMarkBoundaries()
-    quarter_points = [float(boundaries[0][0])]
-    second_points = [0.0]
-    for start, end, mark in boundaries:
-        quarter_points.append(float(end))
-        second_points.append(second_points[-1] + (float(end) - float(start)) * mark.secondsPerQuarter())
-    last_seconds_per_quarter = boundaries[-1][2].secondsPerQuarter()
-
-    def to_seconds(quarters: np.ndarray) -> np.ndarray:
-        beyond = np.maximum(quarters - quarter_points[-1], 0.0) * last_seconds_per_quarter
-        return np.interp(quarters, quarter_points, second_points) + beyond
-
-    return to_seconds

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from builder.corpus.generated import generator_settings
 from builder.corpus.notes import DropCounts, Piece, clean_notes, merge_unisons
 from pianoscribe.constants import HIGHEST_KEY, LOWEST_KEY
-from pianoscribe.errors import UserError
 
 GENERATOR_VERSION = 1
 MAX_POLYPHONY = 10
@@ -91,19 +91,7 @@ def procedural_pieces(settings: dict[str, Any], dropped: DropCounts) -> tuple[li
 
 def checked_settings(settings: dict[str, Any]) -> tuple[int, float, int]:
     """(pieces, seconds, seed) from the ``corpus.procedural`` section, or a UserError naming the bad key."""
-    try:
-        pieces_count, seconds, seed = int(settings["pieces"]), float(settings["seconds"]), int(settings["seed"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise UserError(
-            f"params corpus.procedural: needs whole 'pieces', number 'seconds', whole 'seed' ({error})"
-        ) from None
-    if pieces_count < 1:
-        raise UserError(f"params corpus.procedural.pieces: {pieces_count}, must be at least 1")
-    if not 1.0 <= seconds <= 3600.0:
-        raise UserError(f"params corpus.procedural.seconds: {seconds}, must be between 1 and 3600")
-    if seed < 0:
-        raise UserError(f"params corpus.procedural.seed: {seed}, must be non-negative")
-    return pieces_count, seconds, seed
+    return generator_settings(settings, "procedural")
 
 
 def procedural_notes(

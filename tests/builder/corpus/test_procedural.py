@@ -73,7 +73,13 @@ def test_limit_polyphony_ends_the_oldest_notes() -> None:
 
 @pytest.mark.parametrize(
     "bad, problem",
-    [({"pieces": 0}, "pieces"), ({"seconds": 0.1}, "seconds"), ({"seed": -1}, "seed"), ({"pieces": "many"}, "whole")],
+    [
+        ({"pieces": 0}, "pieces"),
+        ({"seconds": 0.1}, "seconds"),
+        ({"seed": -1}, "seed"),
+        ({"pieces": "many"}, "pieces: 'many' is not a number"),
+        ({"pieces": 2.5}, "not a whole number"),
+    ],
 )
 def test_bad_settings_name_the_parameter(bad: dict, problem: str) -> None:
     settings = {"pieces": 2, "seconds": 10.0, "seed": 0, **bad}
