@@ -1,12 +1,15 @@
 """Our model vs Spotify's basic-pitch on the very audio ``trainer evaluate`` rendered, scored by the same code.
 
-Run ``trainer evaluate`` first (it renders the held-out pieces into ``data/eval``), and ``make compare``
-(installs basic-pitch 0.4.0 without its pinned TF/CoreML dependencies, plus onnxruntime and librosa).
-basic-pitch runs its own ``predict`` on its ONNX model (shipped in its wheel) with its default thresholds;
-ours runs ``trainer.inference`` with the decode section of ``params.yaml``. Both read the same WAV files,
-both are timed from file to notes (model loading and a warm-up run excluded), and both are scored with
-``trainer.evaluation.scoring.score_pieces`` (mir_eval frame and note-onset F1). Prints one table; writes
-``metrics/compare_basic_pitch.json``.
+Run ``trainer evaluate`` first (it renders the held-out pieces of each kind of music through each unheard piano
+into ``data/eval``), and ``make compare`` (installs basic-pitch 0.4.0 without its pinned TF/CoreML
+dependencies, plus onnxruntime and librosa). basic-pitch runs its own ``predict`` on its ONNX model (shipped in
+its wheel) with its default thresholds; ours runs ``trainer.inference`` with the decode section of
+``params.yaml``. Both are scored by ``trainer.evaluation.evaluate.summarize`` (mir_eval), per purpose (``tune``:
+pieces recipes were chosen on; ``report``: pieces nothing was chosen on), per kind of music x piano.
+
+Speed is measured the way a user runs each system, as whole processes over all the files, outputs included:
+``trainer infer FILES --out-dir`` (start-up, model load, four outputs per file) against a process that imports
+basic-pitch, loads its model once and writes a MIDI file per input. Plus our streaming cost per buffer.
 
     .venv/bin/python benchmarks/compare_basic_pitch.py [--eval-dir data/eval] [--model models/model.keras]
 """
@@ -19,7 +22,9 @@ import io
 import json
 import logging
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -31,12 +36,30 @@ import numpy as np
 from builder.corpus import NOTE_DTYPE
 from pianoscribe.constants import BUFFER_SIZE, SAMPLE_RATE
 from pianoscribe.params import apply_overrides, load_params
+from trainer.evaluation.evaluate import ALL, summarize
 from trainer.evaluation.pieces import read_test_pieces
-from trainer.evaluation.scoring import score_pieces
 from trainer.inference.decode import DecodeSettings
 from trainer.inference.frame_model import FrameModel
 from trainer.inference.streaming import StreamingTranscriber
 from trainer.inference.transcribe import transcribe_file
+
+BASIC_PITCH = "basic-pitch 0.4.0 (onnx)"
+OURS = "pianoscribe"
+# a user's basic-pitch run: import it, load the model once, write one MIDI file per input
+BASIC_PITCH_PROCESS = """
+import contextlib, io, logging, sys, warnings
+from pathlib import Path
+logging.getLogger().setLevel(logging.ERROR)
+warnings.filterwarnings("ignore")
+from basic_pitch import FilenameSuffix, build_icassp_2022_model_path
+from basic_pitch.inference import Model, predict
+model = Model(build_icassp_2022_model_path(FilenameSuffix.onnx))
+out = Path(sys.argv[1])
+for name in sys.argv[2:]:
+    with contextlib.redirect_stdout(io.StringIO()):
+        _, midi, _ = predict(name, model)
+    midi.write(str(out / (Path(name).stem + ".mid")))
+"""
 
 
 def basic_pitch_runner():
@@ -69,25 +92,55 @@ def ours_runner(model_path: Path, params_path: Path, overrides: dict):
     return frame_model, lambda audio_path: transcribe_file(audio_path, frame_model, decode).notes
 
 
+def whole_process_seconds(command: list[str]) -> float:
+    """Wall time of a command from start to exit (start-up and outputs included); it must succeed."""
+    started = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        sys.exit(f"{' '.join(command[:3])} ... failed:\n{completed.stderr[-2000:]}")
+    return seconds
+
+
 def streaming_milliseconds(frame_model: FrameModel, audio_path: Path, buffers: int = 400) -> float:
     """Mean wall time of one ``StreamingTranscriber.push`` (one 1024-sample buffer in, 88 values out)."""
     import soundfile
 
     audio = soundfile.read(str(audio_path), frames=buffers * BUFFER_SIZE, dtype="float32")[0]
+    audio = audio[: len(audio) // BUFFER_SIZE * BUFFER_SIZE]
     streaming = StreamingTranscriber(frame_model)
     for buffer in audio[: 20 * BUFFER_SIZE].reshape(-1, BUFFER_SIZE):  # warm-up
         streaming.push(buffer)
     started = time.perf_counter()
     for buffer in audio.reshape(-1, BUFFER_SIZE):
         streaming.push(buffer)
-    return 1000 * (time.perf_counter() - started) / (len(audio) // BUFFER_SIZE)
+    return 1000 * (time.perf_counter() - started) / max(len(audio) // BUFFER_SIZE, 1)
 
 
-def timed_run(transcribe, pieces) -> tuple[list[np.ndarray], float]:
-    transcribe(pieces[0].audio_path)  # warm-up: graph tracing, session start, caches
-    started = time.perf_counter()
-    notes = [transcribe(piece.audio_path) for piece in pieces]
-    return notes, time.perf_counter() - started
+def table_lines(summaries: dict[str, dict], purpose: str) -> list[str]:
+    """One row per kind x piano: our scores, basic-pitch's, and the difference in frame and note F1."""
+    ours, peer = summaries[OURS][purpose], summaries[BASIC_PITCH][purpose]
+    lines = [
+        f"{purpose}: {'kind':10s} {'piano':10s} | {'ours: frame':>11s} {'note':>6s} {'+off':>6s} {'vel':>5s} | "
+        f"{'basic-pitch: frame':>18s} {'note':>6s} {'+off':>6s} {'vel':>5s} | {'d frame':>7s} {'d note':>7s}"
+    ]
+    for kind, by_piano in ours.items():
+        if kind == "frame_f1_by_octave":
+            continue
+        for piano, mine in by_piano.items():
+            theirs = peer[kind][piano]
+            lines.append(
+                f"{'':{len(purpose) + 2}s}{kind:10s} {piano:10s} | {mine['frame_f1']:11.3f} {mine['note_f1']:6.3f} "
+                f"{mine['note_offset_f1']:6.3f} {mine['velocity_mae']:5.1f} | {theirs['frame_f1']:18.3f} "
+                f"{theirs['note_f1']:6.3f} {theirs['note_offset_f1']:6.3f} {theirs['velocity_mae']:5.1f} | "
+                f"{mine['frame_f1'] - theirs['frame_f1']:+7.3f} {mine['note_f1'] - theirs['note_f1']:+7.3f}"
+            )
+    octaves = list(ours["frame_f1_by_octave"])
+    lines.append(f"{'':{len(purpose) + 2}s}frame F1 by octave   " + " ".join(f"{name:>7s}" for name in octaves))
+    for name in (OURS, BASIC_PITCH):
+        values = summaries[name][purpose]["frame_f1_by_octave"]
+        lines.append(f"{'':{len(purpose) + 4}s}{name[:19]:19s} " + " ".join(f"{values[o]:7.2f}" for o in octaves))
+    return lines
 
 
 def main() -> None:
@@ -98,80 +151,80 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("metrics/compare_basic_pitch.json"))
     parser.add_argument("--onset-threshold", type=float, help="override params.yaml decode.onset_threshold")
     parser.add_argument("--frame-threshold", type=float, help="override params.yaml decode.frame_threshold")
-    parser.add_argument(
-        "--skip",
-        type=int,
-        default=0,
-        help="leave out the first N pieces (e.g. `trainer evaluate --pieces 24` then --skip 12: "
-        "pieces no recipe was chosen on)",
-    )
     args = parser.parse_args()
 
-    pieces = read_test_pieces(args.eval_dir)[args.skip :]
+    pieces = read_test_pieces(args.eval_dir)
     if not pieces:
-        sys.exit(f"{args.eval_dir}: no pieces left after --skip {args.skip}")
+        sys.exit(f"{args.eval_dir}: no rendered pieces (run `trainer evaluate` first)")
     import soundfile
 
-    n_samples = [soundfile.info(str(piece.audio_path)).frames for piece in pieces]
-    n_frames = [-(-samples // BUFFER_SIZE) for samples in n_samples]
-    audio_seconds = sum(n_samples) / SAMPLE_RATE
-    references = [piece.notes for piece in pieces]
-    piece_ids = [piece.piece_id for piece in pieces]
+    n_frames = [-(-soundfile.info(str(piece.audio_path)).frames // BUFFER_SIZE) for piece in pieces]
+    audio_seconds = sum(n_frames) * BUFFER_SIZE / SAMPLE_RATE
     print(
-        f"{len(pieces)} held-out pieces, {audio_seconds:.0f} s of audio, from {args.eval_dir} "
-        f"({', '.join(sorted({piece.bank for piece in pieces}))}); {os.cpu_count()} CPU cores"
+        f"{len(pieces)} renders of held-out pieces ({len({p.piece_id for p in pieces})} pieces x "
+        f"{', '.join(sorted({p.bank for p in pieces}))}), {audio_seconds:.0f} s of audio, from {args.eval_dir}; "
+        f"{os.cpu_count()} CPU cores"
     )
-
     frame_model, ours = ours_runner(
         args.model, args.params, {"onset_threshold": args.onset_threshold, "frame_threshold": args.frame_threshold}
     )
-    systems = {"pianoscribe": ours, "basic-pitch 0.4.0 (onnx)": basic_pitch_runner()}
-    results = {}
-    for name, transcribe in systems.items():
-        notes, wall_seconds = timed_run(transcribe, pieces)
-        scores = score_pieces(references, notes, n_frames, piece_ids)
-        results[name] = {
-            **scores["overall"],
-            "wall_seconds": wall_seconds,
-            "frame_f1_by_register": scores["frame_f1_by_register"],
-            "speed_x_realtime": audio_seconds / wall_seconds,
-            "pieces": {piece_id: dict(piece_scores) for piece_id, piece_scores in scores["pieces"].items()},
-        }
+    summaries = {}
+    for name, transcribe in ((OURS, ours), (BASIC_PITCH, basic_pitch_runner())):
+        estimates = [transcribe(piece.audio_path) for piece in pieces]
+        summaries[name] = summarize(pieces, estimates, n_frames, headline=False)
+    for purpose in ("report", "tune"):
+        if purpose in summaries[OURS]:
+            print("\n".join(table_lines(summaries, purpose)))
 
-    header = (
-        f"{'system':26s} {'frame P':>8s} {'frame R':>8s} {'frame F1':>8s} {'note P':>8s} {'note R':>8s} "
-        f"{'note F1':>8s} {'notes':>7s} {'wall s':>8s} {'x realtime':>10s}"
-    )
-    print(header)
-    print("-" * len(header))
-    for name, result in results.items():
-        print(
-            f"{name:26s} {result['frame_precision']:8.3f} {result['frame_recall']:8.3f} {result['frame_f1']:8.3f} "
-            f"{result['note_precision']:8.3f} {result['note_recall']:8.3f} {result['note_f1']:8.3f} "
-            f"{result['estimated_notes']:7d} {result['wall_seconds']:8.2f} {result['speed_x_realtime']:10.1f}"
+    files = [str(piece.audio_path) for piece in pieces]
+    with tempfile.TemporaryDirectory() as ours_out, tempfile.TemporaryDirectory() as peer_out:
+        trainer = Path(sys.executable).parent / "trainer"
+        ours_seconds = whole_process_seconds(
+            [
+                str(trainer),
+                "infer",
+                *files,
+                "--model",
+                str(args.model),
+                "--out-dir",
+                ours_out,
+                "--params",
+                str(args.params),
+                "--overwrite",
+            ]
         )
-    ours, peer = results["pianoscribe"], results["basic-pitch 0.4.0 (onnx)"]
-    print(f"reference notes: {ours['reference_notes']}")
-    print("frame F1 by register:  " + "  ".join(f"{register:>7s}" for register in ours["frame_f1_by_register"]))
-    for name, result in results.items():
-        print(
-            f"  {name[:20]:20s} "
-            + "  ".join(f"{scores['frame_f1']:7.2f}" for scores in result["frame_f1_by_register"].values())
-        )
-    print(
-        f"ours - basic-pitch: frame F1 {ours['frame_f1'] - peer['frame_f1']:+.3f}, "
-        f"note-onset F1 {ours['note_f1'] - peer['note_f1']:+.3f}; "
-        f"speed ratio {peer['wall_seconds'] / ours['wall_seconds']:.1f}x (ours faster when > 1)"
-    )
+        peer_seconds = whole_process_seconds([sys.executable, "-c", BASIC_PITCH_PROCESS, peer_out, *files])
     push_ms = streaming_milliseconds(frame_model, pieces[0].audio_path)
     buffer_ms = 1000 * BUFFER_SIZE / SAMPLE_RATE
+    print(
+        f"whole processes over {len(files)} files ({audio_seconds:.0f} s of audio, outputs written): "
+        f"trainer infer {ours_seconds:.1f} s ({audio_seconds / ours_seconds:.0f}x realtime), basic-pitch "
+        f"{peer_seconds:.1f} s ({audio_seconds / peer_seconds:.0f}x realtime): ours {peer_seconds / ours_seconds:.1f}x "
+        f"faster"
+    )
     print(
         f"pianoscribe streaming: {push_ms:.2f} ms per 1024-sample buffer ({buffer_ms:.1f} ms of audio, "
         f"{buffer_ms / push_ms:.0f}x realtime), latency {frame_model.info.lookahead_frames} buffer(s) lookahead"
     )
+    report = summaries[OURS].get("report", {}).get(ALL, {}).get(ALL)
+    if report:
+        peer = summaries[BASIC_PITCH]["report"][ALL][ALL]
+        print(
+            f"report, all kinds and pianos: ours - basic-pitch frame F1 {report['frame_f1'] - peer['frame_f1']:+.3f}, "
+            f"note-onset F1 {report['note_f1'] - peer['note_f1']:+.3f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps({"audio_seconds": audio_seconds, "systems": results, "streaming_ms_per_buffer": push_ms}, indent=2)
+        json.dumps(
+            {
+                "audio_seconds": audio_seconds,
+                "systems": summaries,
+                "whole_process_seconds": {OURS: ours_seconds, BASIC_PITCH: peer_seconds},
+                "speed_ratio": peer_seconds / ours_seconds,
+                "streaming_ms_per_buffer": push_ms,
+            },
+            indent=2,
+        )
         + "\n"
     )
     print(f"wrote {args.out}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from pianoscribe.constants import FOLK_COLLECTIONS, SCORE_COLLECTIONS
+
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "bank": {
         "layers": 10,  # velocity layers rendered or derived per key
@@ -20,6 +22,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "corpus": {
         "procedural": {"pieces": 300, "seconds": 60.0, "seed": 0},
+        "pianistic": {"pieces": 300, "seconds": 60.0, "seed": 0},  # generated piano writing (docs/dataset.md)
+        "scores": {"max_pieces": 0, "max_pieces_per_collection": 30},  # music21 collections (docs/dataset.md)
         "chorales": {"max_pieces": 0},  # 0 = all; a small number makes a quick corpus for pipeline tests
     },
     "synth": {
@@ -28,9 +32,9 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "threads": 0,  # 0 = all cores
         "frames_per_segment": 16,  # consecutive buffers per random position
         "test_fraction": 0.15,  # share of pieces (and of slices) on the test side
-        "corpora": ["chorales", "procedural"],
+        "corpora": ["chorales", "procedural", "pianistic", "scores"],
         "train_banks": ["timgm6mb", "merlin", "modal", "modal-1", "modal-2", "modal-3"],
-        "test_banks": ["steinway"],
+        "test_banks": ["steinway", "musescore"],
         "window": "hann",  # hann | none
         "release_seconds": 0.08,  # a note-off fades over this time
         "velocity_exponent": 1.0,  # gain within a layer = (velocity / layer velocity) ** exponent
@@ -94,8 +98,15 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "min_note_seconds": 0.05,
     },
     "evaluate": {
-        "pieces": 12,  # test pieces rendered and transcribed
-        "max_seconds": 60.0,  # of each piece
+        "pianos": ["steinway", "musescore"],  # every piece through each: pianos no training bank comes from
+        "kinds": [  # kinds of music: piece-id prefixes of the store's test split
+            {"name": "chorales", "prefixes": ["chorales/"]},
+            {"name": "pianistic", "prefixes": ["pianistic/"]},
+            {"name": "scores", "prefixes": [f"scores/{name}/" for name in SCORE_COLLECTIONS]},
+            {"name": "folk", "prefixes": [f"scores/{name}/" for name in FOLK_COLLECTIONS]},
+        ],
+        "pieces_per_kind": 4,  # per kind: this many to tune on, then this many to report
+        "max_seconds": 30.0,  # of each piece
     },
 }
 

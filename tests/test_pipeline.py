@@ -22,7 +22,12 @@ BIN = Path(sys.executable).parent
 
 TINY_PARAMS = {
     "bank": {"layers": 2, "max_seconds": 0.6},
-    "corpus": {"procedural": {"pieces": 6, "seconds": 8.0, "seed": 0}, "chorales": {"max_pieces": 12}},
+    "corpus": {
+        "procedural": {"pieces": 6, "seconds": 8.0, "seed": 0},
+        "pianistic": {"pieces": 6, "seconds": 8.0, "seed": 0},
+        "scores": {"max_pieces": 6, "max_pieces_per_collection": 1},
+        "chorales": {"max_pieces": 12},
+    },
     "synth": {
         "n": 4096,
         "frames_per_segment": 8,
@@ -31,7 +36,7 @@ TINY_PARAMS = {
     },
     "fit": {"epochs": 1, "batch_size": 16, "steps_per_epoch": 4, "val_steps": 2},
     "decode": {"onset_threshold": 0.75, "frame_threshold": 0.25, "min_note_seconds": 0.05},
-    "evaluate": {"pieces": 1, "max_seconds": 4.0},
+    "evaluate": {"pieces_per_kind": 1, "max_seconds": 4.0, "kinds": [{"name": "chorales", "prefixes": ["chorales/"]}]},
 }
 
 

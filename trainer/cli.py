@@ -140,6 +140,9 @@ def infer(
     out_dir: Annotated[
         Path | None, typer.Option(help="Where to write NAME.{mid,csv,npz,png} (default: beside each input).")
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing NAME.{mid,csv,npz,png} (default: refuse, per file).")
+    ] = False,
     onset_threshold: OnsetThreshold = None,
     frame_threshold: FrameThreshold = None,
     min_note: MinNote = None,
@@ -167,7 +170,7 @@ def infer(
         params = load_params(params_file)
         frame_model = FrameModel.load(model)
         decode = _decode_settings(params, frame_model.info, onset_threshold, frame_threshold, min_note)
-        results = infer_module.infer_files(files, frame_model, decode, out_dir, report=report)
+        results = infer_module.infer_files(files, frame_model, decode, out_dir, report=report, overwrite=overwrite)
         done = [result.transcription for result in results if result.transcription is not None]
         audio_seconds = sum(transcription.audio_seconds for transcription in done)
         wall_seconds = sum(transcription.wall_seconds for transcription in done)
@@ -192,7 +195,8 @@ def evaluate(
         "data/dataset.zarr"
     ),
     pieces: Annotated[
-        int | None, typer.Option(help="Test pieces rendered and transcribed (params: evaluate.pieces).")
+        int | None,
+        typer.Option(help="Pieces per kind of music, to tune and again to report (params: evaluate.pieces_per_kind)."),
     ] = None,
     max_seconds: Annotated[
         float | None, typer.Option(help="Seconds of each piece (params: evaluate.max_seconds).")
@@ -203,46 +207,33 @@ def evaluate(
     eval_dir: Annotated[
         Path, typer.Option(help="Where the rendered test audio, references and transcriptions go.")
     ] = Path("data/eval"),
-    metrics_dir: Annotated[Path, typer.Option(help="Where eval.json and eval_roll.png go.")] = Path("metrics"),
+    metrics_dir: Annotated[Path, typer.Option(help="Where eval.json, eval_pieces.json and eval_roll.png go.")] = Path(
+        "metrics"
+    ),
     params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
-    """Render the test pieces through the test banks, transcribe them, score with mir_eval."""
+    """Render held-out pieces of each kind of music through unheard pianos, transcribe them, score with mir_eval."""
     from trainer.evaluation import evaluate as evaluate_module
+    from trainer.evaluation.report import summary_lines
     from trainer.inference.frame_model import FrameModel
 
     def body() -> None:
         params = load_params(params_file)
-        settings = apply_overrides(params.section("evaluate", _warn), {"pieces": pieces, "max_seconds": max_seconds})
+        settings = apply_overrides(
+            params.section("evaluate", _warn), {"pieces_per_kind": pieces, "max_seconds": max_seconds}
+        )
         frame_model = FrameModel.load(model)
         decode = _decode_settings(params, frame_model.info, onset_threshold, frame_threshold, min_note)
         with console.status("evaluating") as status:
             result = evaluate_module.evaluate(
                 frame_model, decode, data, Path("data"), eval_dir, metrics_dir, settings, progress=status.update
             )
-        for piece_id, scores in result.scores["pieces"].items():
-            console.print(
-                f"  {piece_id:40s} frame F1 {scores['frame_f1']:.3f}  note-onset F1 {scores['note_f1']:.3f}  "
-                f"({scores['reference_notes']} notes, {scores['estimated_notes']} found)",
-                soft_wrap=True,
-            )
-        overall = result.scores["overall"]
+        for line in summary_lines(result.summary):
+            console.print(line, soft_wrap=True)
         console.print(
-            f"overall ({overall['pieces']} pieces, {overall['audio_seconds']:.0f} s): "
-            f"frame P/R/F1 {overall['frame_precision']:.3f}/{overall['frame_recall']:.3f}/"
-            f"{overall['frame_f1']:.3f}, note-onset P/R/F1 {overall['note_precision']:.3f}/"
-            f"{overall['note_recall']:.3f}/{overall['note_f1']:.3f}, {overall['speed_x_realtime']}x realtime",
-            soft_wrap=True,
-        )
-        registers = result.scores["frame_f1_by_register"]
-        console.print(
-            "frame F1 by register: "
-            + ", ".join(f"{name} {scores['frame_f1']:.2f}" for name, scores in registers.items()),
-            soft_wrap=True,
-        )
-        console.print(
-            f"wrote {metrics_dir / 'eval.json'}, {metrics_dir / 'eval_roll.png'} ({result.roll_piece_id}), "
-            f"audio and transcriptions in {eval_dir}",
+            f"wrote {metrics_dir / 'eval.json'}, {metrics_dir / 'eval_pieces.json'}, {metrics_dir / 'eval_roll.png'} "
+            f"({result.roll_piece.piece_id} through {result.roll_piece.bank}); audio and transcriptions in {eval_dir}",
             soft_wrap=True,
         )
 

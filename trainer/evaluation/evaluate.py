@@ -1,17 +1,13 @@
-"""``trainer evaluate``: render the held-out pieces through the held-out banks, transcribe them, score with mir_eval.
+"""``trainer evaluate``: render the held-out pieces through unheard pianos, transcribe them, score with mir_eval.
 
-The pieces are the store's test split (root attribute ``split``), rendered with the test banks and the very
-synth settings the store was made with (root attribute ``params``), so nothing the model trained on is heard.
-Rendered audio and reference notes are kept in ``data/eval`` (``manifest.json`` lists them), so another
-system can be scored on the very same audio (``benchmarks/compare_basic_pitch.py``) with the same scoring
-functions (``score_pieces``).
+The pieces are the store's test split (root attribute ``split``), chosen by kind of music and purpose (tune /
+report: ``trainer.evaluation.pieces``), each rendered through every evaluation piano with the very synth
+settings the store was made with (root attribute ``params``), so nothing the model trained on is heard.
 
-Scores:
-- frame precision/recall/F1 with ``mir_eval.multipitch`` on the 1024-hop grid: a key is active in a frame
-  when a note sounds at the frame's centre (the same rule for reference and transcription);
-- note-onset precision/recall/F1 with ``mir_eval.transcription`` (onset within 50 ms, pitch within 50 cents,
-  offsets ignored).
-``overall`` pools every frame and every note of all pieces (micro average); ``pieces`` has each one.
+Outputs: ``metrics/eval.json`` — the summary a person compares across runs (DVC metrics): per purpose, per
+kind of music x piano and pooled, frame / note-onset / note-with-offset / velocity scores, and frame F1 per
+octave; ``metrics/eval_pieces.json`` — every rendered piece's scores (detail, not a DVC metric);
+``metrics/eval_roll.png`` — a typical report piece, reference above transcription.
 """
 
 from __future__ import annotations
@@ -23,22 +19,26 @@ from typing import Any
 
 import numpy as np
 
-from trainer.evaluation.pieces import TestPiece, render_test_pieces, write_json
-from trainer.evaluation.scoring import score_pieces
+from trainer.evaluation.pieces import PURPOSES, TestPiece, render_test_pieces, write_json
+from trainer.evaluation.scoring import octave_group, score_group, score_piece
 from trainer.inference import outputs
 from trainer.inference.decode import DecodeSettings, notes_to_roll
 from trainer.inference.frame_model import FrameModel
 from trainer.inference.transcribe import Transcription, transcribe_file
 
+SUMMARY_SCORES = ("frame_f1", "note_f1", "note_offset_f1", "velocity_mae")  # per group in eval.json
+ALL = "all"
+
 
 @dataclass
 class EvaluationResult:
-    """The scores (what eval.json holds), the transcriptions and pieces they came from, the pictured piece."""
+    """The summary (eval.json), every piece's scores (eval_pieces.json), what they came from, the pictured piece."""
 
-    scores: dict[str, Any]
+    summary: dict[str, Any]
+    piece_scores: list[dict[str, Any]]
     transcriptions: list[Transcription]
     pieces: list[TestPiece]
-    roll_piece_id: str
+    roll_piece: TestPiece
 
 
 def evaluate(
@@ -52,59 +52,110 @@ def evaluate(
     progress: Callable[[str], None] = lambda message: None,
 ) -> EvaluationResult:
     """Render (``settings``: the ``evaluate`` section), transcribe with the ``infer`` code path and ``decode``, score;
-    write ``metrics/eval.json`` and ``eval_roll.png``."""
+    write ``eval.json``, ``eval_pieces.json`` and ``eval_roll.png`` into ``metrics_dir``."""
     pieces = render_test_pieces(store_path, data_dir, eval_dir, settings, progress)
     transcriptions = []
     for piece in pieces:
-        progress(f"transcribing {piece.piece_id}")
+        progress(f"transcribing {piece.audio_path.name}")
         transcription = transcribe_file(piece.audio_path, frame_model, decode)
         outputs.write_outputs(
             piece.audio_path.with_suffix(""), transcription, title=f"{piece.piece_id} ({piece.bank}): key amplitude"
         )
         transcriptions.append(transcription)
-    scores = score_pieces(
-        [piece.notes for piece in pieces],
-        [t.notes for t in transcriptions],
-        [len(t.frame_times) for t in transcriptions],
-        [piece.piece_id for piece in pieces],
-    )
+    estimates = [transcription.notes for transcription in transcriptions]
+    n_frames = [len(transcription.frame_times) for transcription in transcriptions]
+    summary = summarize(pieces, estimates, n_frames)
     audio_seconds = sum(t.audio_seconds for t in transcriptions)
     wall_seconds = sum(t.wall_seconds for t in transcriptions)
-    scores["overall"]["audio_seconds"] = round(audio_seconds, 3)
-    scores["overall"]["speed_x_realtime"] = round(audio_seconds / wall_seconds, 1) if wall_seconds else None
-    scores["decode"] = {
+    summary["audio_seconds"] = round(audio_seconds, 3)
+    summary["speed_x_realtime"] = round(audio_seconds / wall_seconds, 1) if wall_seconds else None
+    summary["decode"] = {
         "onset_threshold": decode.onset_threshold,
         "frame_threshold": decode.frame_threshold,
         "min_note_seconds": decode.min_note_seconds,
     }
-    scores["model"] = {
+    summary["model"] = {
         "arch": frame_model.info.arch,
         "context_frames": frame_model.info.context_frames,
         "lookahead_frames": frame_model.info.lookahead_frames,
     }
-    for piece in pieces:
-        scores["pieces"][piece.piece_id]["bank"] = piece.bank
+    piece_scores = [
+        {
+            "piece_id": piece.piece_id,
+            "kind": piece.kind,
+            "purpose": piece.purpose,
+            "bank": piece.bank,
+            "audio": piece.audio_path.name,
+            **score_piece(piece.notes, estimate, frames),
+        }
+        for piece, estimate, frames in zip(pieces, estimates, n_frames)
+    ]
     metrics_dir = Path(metrics_dir)
-    write_json(scores, metrics_dir / "eval.json")
-    roll_index = _median_piece(scores, pieces)
-    piece, transcription = pieces[roll_index], transcriptions[roll_index]
+    write_json(summary, metrics_dir / "eval.json")
+    write_json(
+        {"groups": summarize(pieces, estimates, n_frames, headline=False), "pieces": piece_scores},
+        metrics_dir / "eval_pieces.json",
+    )
+    roll_index = _typical_report_piece(piece_scores)
+    _write_roll(metrics_dir / "eval_roll.png", pieces[roll_index], transcriptions[roll_index], piece_scores[roll_index])
+    return EvaluationResult(summary, piece_scores, transcriptions, pieces, pieces[roll_index])
+
+
+def summarize(
+    pieces: list[TestPiece], estimates: list[np.ndarray], n_frames: list[int], headline: bool = True
+) -> dict[str, Any]:
+    """Pooled scores per purpose, ``[purpose][kind][piano]`` with ``all`` for either, and frame F1 per octave.
+
+    ``headline`` keeps ``SUMMARY_SCORES`` only (eval.json: what a person compares across runs); otherwise every
+    score (precision, recall, counts). The same function scores any system (basic-pitch in the benchmark).
+    """
+    summary: dict[str, Any] = {}
+    for purpose in PURPOSES:
+        chosen = [index for index, piece in enumerate(pieces) if piece.purpose == purpose]
+        if not chosen:
+            continue
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index in chosen:
+            kind, piano = pieces[index].kind, pieces[index].bank
+            for key in ((kind, piano), (kind, ALL), (ALL, piano), (ALL, ALL)):
+                groups.setdefault(key, []).append(index)
+        table: dict[str, Any] = {}
+        for (kind, piano), members in groups.items():
+            scores = score_group(
+                [pieces[i].notes for i in members], [estimates[i] for i in members], [n_frames[i] for i in members]
+            )
+            kept = {name: scores[name] for name in SUMMARY_SCORES} if headline else scores
+            table.setdefault(kind, {})[piano] = {name: _rounded(value) for name, value in kept.items()}
+        octaves = octave_group(
+            [pieces[i].notes for i in chosen], [estimates[i] for i in chosen], [n_frames[i] for i in chosen]
+        )
+        table["frame_f1_by_octave"] = {name: round(scores["frame_f1"], 4) for name, scores in octaves.items()}
+        summary[purpose] = table
+    return summary
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _typical_report_piece(piece_scores: list[dict[str, Any]]) -> int:
+    """The report piece whose note F1 is the median: the picture shows a typical case, not the best one."""
+    candidates = [index for index, scores in enumerate(piece_scores) if scores["purpose"] == "report"]
+    candidates = candidates or list(range(len(piece_scores)))
+    candidates.sort(key=lambda index: piece_scores[index]["note_f1"])
+    return candidates[len(candidates) // 2]
+
+
+def _write_roll(path: Path, piece: TestPiece, transcription: Transcription, scores: dict[str, Any]) -> None:
     n_frames = len(transcription.frame_times)
-    piece_scores = scores["pieces"][piece.piece_id]
     outputs.write_roll_comparison_png(
-        metrics_dir / "eval_roll.png",
+        path,
         notes_to_roll(piece.notes, n_frames, values="binary"),
         notes_to_roll(transcription.notes, n_frames, values="binary"),
         transcription.frame_times,
-        reference_title=f"reference: {piece.piece_id} through {piece.bank} ({len(piece.notes)} notes)",
+        reference_title=f"reference: {piece.piece_id} ({piece.kind}) through {piece.bank} ({len(piece.notes)} notes)",
         estimated_title=(
-            f"transcription ({len(transcription.notes)} notes): frame F1 {piece_scores['frame_f1']:.3f}, "
-            f"note-onset F1 {piece_scores['note_f1']:.3f}"
+            f"transcription ({len(transcription.notes)} notes): frame F1 {scores['frame_f1']:.3f}, "
+            f"note-onset F1 {scores['note_f1']:.3f}"
         ),
     )
-    return EvaluationResult(scores=scores, transcriptions=transcriptions, pieces=pieces, roll_piece_id=piece.piece_id)
-
-
-def _median_piece(scores: dict[str, Any], pieces: list[TestPiece]) -> int:
-    """The piece whose note F1 is the median: the picture shows a typical case, not the best one."""
-    note_f1 = [scores["pieces"][piece.piece_id]["note_f1"] for piece in pieces]
-    return int(np.argsort(note_f1, kind="stable")[len(note_f1) // 2])

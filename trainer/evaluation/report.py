@@ -1,7 +1,7 @@
-"""The few numbers a person wants after ``make run``: test-split scores from fit, held-out scores from evaluate.
+"""The numbers a person wants after ``make run`` or ``trainer evaluate``: tables, not ``dvc metrics show``'s columns.
 
-``dvc metrics show`` prints every key of every metrics file (per piece, per register) in one very wide table;
-this prints the headline instead. Run as ``python -m trainer.report [METRICS_DIR]``.
+Run as ``python -m trainer.evaluation.report [METRICS_DIR]`` (``make run`` does) for the test-split scores of
+the fit and the held-out evaluation's report table.
 """
 
 from __future__ import annotations
@@ -9,6 +9,37 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+PURPOSE_TITLES = {
+    "report": "held-out pieces nothing was chosen on",
+    "tune": "held-out pieces recipes and thresholds were chosen on",
+}
+
+
+def summary_lines(summary: dict[str, Any], purposes: tuple[str, ...] = ("report", "tune")) -> list[str]:
+    """A table per purpose (kind of music x piano: frame F1, note-onset F1, note-with-offset F1, velocity error)
+    and the frame F1 per octave."""
+    lines = []
+    for purpose in purposes:
+        table = summary.get(purpose)
+        if not table:
+            continue
+        lines.append(f"{purpose}: {PURPOSE_TITLES.get(purpose, purpose)}")
+        lines.append(f"  {'kind':12s} {'piano':12s} {'frame F1':>9s} {'note F1':>8s} {'+offset':>8s} {'vel err':>8s}")
+        for kind, by_piano in table.items():
+            if kind == "frame_f1_by_octave":
+                continue
+            for piano, scores in by_piano.items():
+                lines.append(
+                    f"  {kind:12s} {piano:12s} {scores['frame_f1']:9.3f} {scores['note_f1']:8.3f} "
+                    f"{scores['note_offset_f1']:8.3f} {scores['velocity_mae']:8.1f}"
+                )
+        octaves = table.get("frame_f1_by_octave", {})
+        lines.append("  frame F1 by octave: " + "  ".join(f"{name} {value:.2f}" for name, value in octaves.items()))
+    if "speed_x_realtime" in summary:
+        lines.append(f"{summary.get('audio_seconds', 0):.0f} s of audio at {summary['speed_x_realtime']}x realtime")
+    return lines
 
 
 def run_summary(metrics_dir: Path) -> list[str]:
@@ -25,14 +56,7 @@ def run_summary(metrics_dir: Path) -> list[str]:
     else:
         lines.append(f"{fit_path}: not written yet")
     if eval_path.is_file():
-        overall = json.loads(eval_path.read_text())["overall"]
-        lines.append(
-            f"evaluate ({overall['pieces']} held-out pieces, {overall['audio_seconds']:.0f} s of audio): "
-            f"frame P/R/F1 {overall['frame_precision']:.3f}/{overall['frame_recall']:.3f}/"
-            f"{overall['frame_f1']:.3f}, note-onset P/R/F1 {overall['note_precision']:.3f}/"
-            f"{overall['note_recall']:.3f}/{overall['note_f1']:.3f}, "
-            f"{overall['speed_x_realtime']:.0f}x realtime"
-        )
+        lines.extend(summary_lines(json.loads(eval_path.read_text()), purposes=("report",)))
     else:
         lines.append(f"{eval_path}: not written yet")
     return lines

@@ -3,8 +3,12 @@
 - frame precision/recall/F1 with ``mir_eval.multipitch`` on the 1024-hop grid: a key is active in a frame
   when a note sounds at the frame's centre (the same rule for reference and transcription);
 - note-onset precision/recall/F1 with ``mir_eval.transcription`` (onset within 50 ms, pitch within 50 cents,
-  offsets ignored).
-``overall`` pools every frame and every note of all pieces (micro average); ``pieces`` has each one.
+  offsets ignored), and note-with-offset F1 (mir_eval's default offset rule: within 20 % of the note or 50 ms);
+- velocity: the mean absolute MIDI-velocity error of the notes matched by onset and pitch (``velocity_mae``),
+  and ``mir_eval.transcription_velocity``'s F1 (a match must also have the right velocity after mir_eval's
+  linear rescaling of the estimate, offsets ignored).
+Pooling lays the pieces end to end with silence between them and scores that as one recording (a micro
+average over every frame and note).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import warnings
 from typing import Any
 
 import mir_eval
+import mir_eval.transcription_velocity
 import numpy as np
 
 from pianoscribe.constants import BUFFER_SIZE, LOWEST_KEY, N_KEYS, SAMPLE_RATE
@@ -27,24 +32,14 @@ REGISTER_KEYS = 12  # keys per register in frame_f1_by_register
 def score_pieces(
     references: list[np.ndarray], estimates: list[np.ndarray], n_frames: list[int], piece_ids: list[str]
 ) -> dict[str, Any]:
-    """mir_eval frame and note-onset scores per piece and pooled over all pieces (``overall``)."""
-    per_piece = {
-        piece_id: score_piece(reference, estimate, frames)
-        for piece_id, reference, estimate, frames in zip(piece_ids, references, estimates, n_frames)
-    }
-    # pool: lay the pieces end to end with silence between them, and score that as one recording
-    # (the gap is a whole number of frames, so each piece keeps its own frame grid)
-    gap_frames = int(round(PIECE_GAP_SECONDS * SAMPLE_RATE / BUFFER_SIZE))
-    offsets_in_frames = np.cumsum([0] + [frames + gap_frames for frames in n_frames[:-1]])
-    pooled_reference = _shifted_concatenation(references, offsets_in_frames * BUFFER_SIZE / SAMPLE_RATE)
-    pooled_estimate = _shifted_concatenation(estimates, offsets_in_frames * BUFFER_SIZE / SAMPLE_RATE)
-    total_frames = int(offsets_in_frames[-1] + n_frames[-1]) if n_frames else 0
-    overall = score_piece(pooled_reference, pooled_estimate, total_frames)
-    overall["pieces"] = len(piece_ids)
+    """Scores per piece and pooled over all of them (``overall``, ``frame_f1_by_register``)."""
     return {
-        "overall": overall,
-        "frame_f1_by_register": frame_f1_by_register(pooled_reference, pooled_estimate, total_frames),
-        "pieces": per_piece,
+        "overall": score_group(references, estimates, n_frames),
+        "frame_f1_by_register": octave_group(references, estimates, n_frames),
+        "pieces": {
+            piece_id: score_piece(reference, estimate, frames)
+            for piece_id, reference, estimate, frames in zip(piece_ids, references, estimates, n_frames)
+        },
     }
 
 
@@ -79,16 +74,38 @@ def frame_f1_by_register(reference: np.ndarray, estimate: np.ndarray, n_frames: 
 
 
 def score_piece(reference: np.ndarray, estimate: np.ndarray, n_frames: int) -> dict[str, float]:
-    """Frame P/R/F1 (multipitch on frame centres) and note-onset P/R/F1 of one recording."""
-    frame = _frame_scores(reference, estimate, n_frames)
-    note = _note_onset_scores(reference, estimate)
+    """Frame P/R/F1 (multipitch on frame centres), note-onset P/R/F1, note-with-offset F1 and the velocity
+    scores of one recording."""
     return {
-        **frame,
-        **note,
+        **_frame_scores(reference, estimate, n_frames),
+        **_note_onset_scores(reference, estimate),
+        **_note_offset_and_velocity_scores(reference, estimate),
         "reference_notes": len(reference),
         "estimated_notes": len(estimate),
         "frames": int(n_frames),
     }
+
+
+def score_group(references: list[np.ndarray], estimates: list[np.ndarray], n_frames: list[int]) -> dict[str, Any]:
+    """Every score of a group of recordings pooled into one (see the module docstring), with the group's size."""
+    reference, estimate, total_frames = _pooled(references, estimates, n_frames)
+    return {**score_piece(reference, estimate, total_frames), "pieces": len(references)}
+
+
+def octave_group(references: list[np.ndarray], estimates: list[np.ndarray], n_frames: list[int]) -> dict[str, Any]:
+    """Frame P/R/F1 per octave of keys of a group of recordings, pooled."""
+    return frame_f1_by_register(*_pooled(references, estimates, n_frames))
+
+
+def _pooled(
+    references: list[np.ndarray], estimates: list[np.ndarray], n_frames: list[int]
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The recordings end to end with silence between them (a whole number of frames: each keeps its grid)."""
+    gap_frames = int(round(PIECE_GAP_SECONDS * SAMPLE_RATE / BUFFER_SIZE))
+    offsets_in_frames = np.cumsum([0] + [frames + gap_frames for frames in n_frames[:-1]])
+    seconds = offsets_in_frames * BUFFER_SIZE / SAMPLE_RATE
+    total_frames = int(offsets_in_frames[-1] + n_frames[-1]) if n_frames else 0
+    return _shifted_concatenation(references, seconds), _shifted_concatenation(estimates, seconds), total_frames
 
 
 def _frame_scores(reference: np.ndarray, estimate: np.ndarray, n_frames: int) -> dict[str, float]:
@@ -114,6 +131,41 @@ def _note_onset_scores(reference: np.ndarray, estimate: np.ndarray) -> dict[str,
         offset_ratio=None,
     )
     return {"note_precision": float(precision), "note_recall": float(recall), "note_f1": float(f1)}
+
+
+def _note_offset_and_velocity_scores(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
+    if len(reference) == 0 or len(estimate) == 0:
+        return {"note_offset_f1": 0.0, "velocity_mae": 0.0, "note_velocity_f1": 0.0, "matched_notes": 0}
+    reference_intervals, reference_hz = _intervals_and_hz(reference)
+    estimate_intervals, estimate_hz = _intervals_and_hz(estimate)
+    _, _, offset_f1, _ = mir_eval.transcription.precision_recall_f1_overlap(
+        reference_intervals, reference_hz, estimate_intervals, estimate_hz, onset_tolerance=ONSET_TOLERANCE_SECONDS
+    )
+    matched = mir_eval.transcription.match_notes(
+        reference_intervals,
+        reference_hz,
+        estimate_intervals,
+        estimate_hz,
+        onset_tolerance=ONSET_TOLERANCE_SECONDS,
+        offset_ratio=None,
+    )
+    errors = [abs(int(reference["velocity"][r]) - int(estimate["velocity"][e])) for r, e in matched]
+    _, _, velocity_f1, _ = mir_eval.transcription_velocity.precision_recall_f1_overlap(
+        reference_intervals,
+        reference_hz,
+        reference["velocity"].astype(np.float64),
+        estimate_intervals,
+        estimate_hz,
+        estimate["velocity"].astype(np.float64),
+        onset_tolerance=ONSET_TOLERANCE_SECONDS,
+        offset_ratio=None,
+    )
+    return {
+        "note_offset_f1": float(offset_f1),
+        "velocity_mae": float(np.mean(errors)) if errors else 0.0,
+        "note_velocity_f1": float(velocity_f1),
+        "matched_notes": len(matched),
+    }
 
 
 def _frame_frequencies(roll: np.ndarray) -> list[np.ndarray]:

@@ -7,6 +7,7 @@ import pytest
 
 from builder.corpus import NOTE_DTYPE
 from pianoscribe.constants import HOP_SECONDS
+from pianoscribe.errors import UserError
 from trainer.evaluation.scoring import score_piece, score_pieces
 
 
@@ -68,43 +69,77 @@ def test_registers_split_the_frame_counts() -> None:
 
 
 @pytest.mark.slow
-def test_evaluate_renders_the_test_split_transcribes_and_scores(piano_model, monkeypatch) -> None:
-    """``trainer evaluate`` as a user runs it, from the folder that holds data/ (the session's trained model)."""
+def test_evaluate_renders_kinds_through_unheard_pianos_and_scores(piano_model, monkeypatch, tmp_path) -> None:
+    """``trainer evaluate`` as a user runs it, from the folder that holds data/ (the session's trained model): every
+    chosen test piece through every evaluation piano, a tune and a report set, a summary and the detail."""
     import json
+    import shutil
 
+    import yaml
     from typer.testing import CliRunner
 
+    from builder import banks
     from builder.dataset.store import open_store
+    from tests.conftest import PIANO_KEYS
     from trainer.cli import app
     from trainer.evaluation.pieces import read_test_pieces
 
     monkeypatch.chdir(piano_model.root)
-    arguments = [
-        "evaluate",
-        "--model",
-        str(piano_model.model),
-        "--data",
-        "data/dataset.zarr",
-        "--pieces",
-        "2",
-        "--max-seconds",
-        "4",
-    ]
+    heldout = piano_model.data_dir / "banks" / "heldout.h5"  # the tiny piano under a name no training bank has
+    shutil.copy(piano_model.bank, heldout)
+    banks.write_bank(
+        banks.build_bank("modal-5", settings={"layers": 2, "max_seconds": 1.0}, keys=PIANO_KEYS),
+        piano_model.data_dir / "banks" / "tinymodal.h5",
+    )
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "evaluate": {
+                    "pianos": ["heldout", "tinymodal"],
+                    "kinds": [{"name": "chords", "prefixes": ["chords/"]}],
+                    "pieces_per_kind": 1,
+                    "max_seconds": 4.0,
+                }
+            }
+        )
+    )
+    arguments = ["evaluate", "--model", str(piano_model.model), "--data", "data/dataset.zarr", "--params", str(params)]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
-    assert "overall (2 pieces" in result.output
+    assert "report: held-out pieces nothing was chosen on" in result.output and "chords" in result.output
 
-    scores = json.loads((piano_model.root / "metrics" / "eval.json").read_text())
+    summary = json.loads((piano_model.root / "metrics" / "eval.json").read_text())
+    assert set(summary["report"]) == {"chords", "all", "frame_f1_by_octave"}
+    assert set(summary["report"]["chords"]) == {"heldout", "tinymodal", "all"}
+    assert set(summary["report"]["all"]["all"]) == {"frame_f1", "note_f1", "note_offset_f1", "velocity_mae"}
+    assert summary["report"]["chords"]["heldout"]["frame_f1"] > 0.6  # the tiny model learned its tiny piano
+    detail = json.loads((piano_model.root / "metrics" / "eval_pieces.json").read_text())
     test_split = set(open_store(piano_model.store).attrs["split"]["test"])
-    assert len(scores["pieces"]) == 2 and set(scores["pieces"]) <= test_split
-    overall = scores["overall"]
-    assert overall["reference_notes"] == sum(piece["reference_notes"] for piece in scores["pieces"].values())
-    assert overall["frame_f1"] > 0.6 and overall["note_f1"] > 0.5  # the tiny model does learn its tiny world
+    assert len(detail["pieces"]) == 4 and {piece["piece_id"] for piece in detail["pieces"]} <= test_split
+    assert {(piece["purpose"], piece["bank"]) for piece in detail["pieces"]} == {
+        (purpose, bank) for purpose in ("tune", "report") for bank in ("heldout", "tinymodal")
+    }
     assert (piano_model.root / "metrics" / "eval_roll.png").stat().st_size > 10_000
 
     pieces = read_test_pieces(piano_model.data_dir / "eval")
-    assert [piece.piece_id for piece in pieces] == list(scores["pieces"])
+    assert [piece.audio_path.name for piece in pieces] == [piece["audio"] for piece in detail["pieces"]]
     assert all(piece.notes["onset"].max() < 4.0 for piece in pieces)
     first_audio = pieces[0].audio_path.read_bytes()
     assert CliRunner().invoke(app, arguments).exit_code == 0
     assert pieces[0].audio_path.read_bytes() == first_audio  # rendering is deterministic
+
+
+def test_pieces_are_chosen_by_kind_and_purpose_spread_over_collections() -> None:
+    from trainer.evaluation.pieces import choose_pieces
+
+    test_ids = [f"scores/beethoven/{i}" for i in range(10)] + [f"scores/corelli/{i}" for i in range(2)]
+    test_ids += [f"chorales/bwv{i}" for i in range(5)]
+    chosen = choose_pieces(test_ids, {"scores": ["scores/"], "chorales": ["chorales/"]}, per_kind=2)
+    scores = [(purpose, piece_id) for kind, purpose, piece_id in chosen if kind == "scores"]
+    assert [purpose for purpose, _ in scores] == ["tune", "tune", "report", "report"]
+    assert {piece_id.split("/")[1] for _, piece_id in scores[:2]} == {"beethoven", "corelli"}  # round-robin
+    assert len({piece_id for _, _, piece_id in chosen}) == len(chosen)
+    assert chosen == choose_pieces(list(reversed(test_ids)), {"scores": ["scores/"], "chorales": ["chorales/"]}, 2)
+    with pytest.raises(UserError, match="evaluate.kinds.folk"):
+        choose_pieces(test_ids, {"folk": ["folk/"]}, 1)
