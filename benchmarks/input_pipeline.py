@@ -22,7 +22,7 @@ import tensorflow as tf
 from builder.dataset.store import open_store
 from pianoscribe.params import load_params
 from trainer import data as data_module
-from trainer import model as models
+from trainer.model import architectures
 
 
 def pipeline_rate(batches: tf.data.Dataset, steps: int) -> float:
@@ -41,7 +41,7 @@ def training_rate(
 ) -> tuple[float, int]:
     settings = {**settings, "arch": arch}
     mean, std, _ = data_module.train_statistics(split, settings["compression"], split.block_rows, 99.0)
-    model, _ = models.new_model(settings, "hann", mean, std, energy_scale)
+    model, _ = architectures.new_model(settings, "hann", mean, std, energy_scale)
     model.compile(
         optimizer=keras.optimizers.Adam(settings["learning_rate"]),
         loss={"active": "binary_crossentropy", "onset": "binary_crossentropy", "energy": "mse"},
@@ -55,7 +55,7 @@ def training_rate(
     slices_per_batch = (
         data_module.segments_per_batch(settings["batch_size"], split.frames_per_segment) * split.frames_per_segment
     )
-    return steps * slices_per_batch / elapsed, models.macs_per_frame(model)
+    return steps * slices_per_batch / elapsed, architectures.macs_per_frame(model)
 
 
 def main() -> None:
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("data/dataset.zarr"))
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--steps", type=int, default=200, help="batches timed per measurement")
-    parser.add_argument("--arch", nargs="*", default=list(models.ARCHITECTURES))
+    parser.add_argument("--arch", nargs="*", default=list(architectures.ARCHITECTURES))
     arguments = parser.parse_args()
 
     settings = load_params(arguments.params).section("fit")

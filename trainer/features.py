@@ -5,9 +5,10 @@ Audio becomes model input in three steps, each defined exactly once here:
 1. ``frames_from_audio``: the 1024-hop grid, frame ``i`` = samples ``[1024 i, 1024 (i + 1))``.
 2. ``fft_magnitude_of_buffers``: ``|rfft(window * buffer)|``, bins 0..511 — exactly what ``builder synth``
    stores as ``fft_magnitude`` (same window, unnormalized forward FFT).
-3. ``SpectralFeatures`` (Keras layer inside the model) and its numpy twin ``spectral_features``:
-   ``(log(1 + compression * magnitude) - mean) / std`` per bin, with ``mean``/``std`` computed once on the
-   training split and saved in the model file as layer weights.
+3. ``spectral_features``: ``(log(1 + compression * magnitude) - mean) / std`` per bin, with ``mean``/``std``
+   computed once on the training split (``FeatureStatistics``). Inside the model this step is the Keras layer
+   ``trainer.model.layers.SpectralFeatures`` (its weights are ``mean``/``std``); this module is numpy only, so
+   inference without TensorFlow imports it too.
 
 The energy head predicts ``energy_target`` (an amplitude-like, compressed key energy);
 ``energy_to_velocity`` maps it back to a MIDI velocity.
@@ -15,7 +16,6 @@ The energy head predicts ``energy_target`` (an amplitude-like, compressed key en
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 
 from builder.engine import fft_magnitude_of_buffers as engine_fft_magnitude
@@ -68,7 +68,7 @@ def compress_magnitude(fft_magnitude: np.ndarray, compression: float) -> np.ndar
 
 
 def spectral_features(fft_magnitude: np.ndarray, compression: float, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Numpy twin of :class:`SpectralFeatures` (tests check they agree): compress, then normalize per bin."""
+    """Numpy twin of the model's ``SpectralFeatures`` layer (tests check they agree): compress, normalize per bin."""
     compressed = compress_magnitude(fft_magnitude, compression)
     return ((compressed - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
 
@@ -118,39 +118,3 @@ def energy_to_velocity(energy: np.ndarray) -> np.ndarray:
     """
     velocity = np.rint(127.0 * np.asarray(energy, dtype=np.float64))
     return np.clip(velocity, 1, 127).astype(np.int64)
-
-
-# ---------------------------------------------------------------------------------------------- keras layer
-
-
-@keras.saving.register_keras_serializable(package="pianoscribe")
-class SpectralFeatures(keras.layers.Layer):
-    """``(log(1 + compression * fft_magnitude) - mean) / std`` per bin; ``mean``/``std`` are saved weights.
-
-    Built with the train split's statistics at fit time; restored from the model file at load time, so the
-    model carries its own featurization.
-    """
-
-    def __init__(self, compression: float, mean=None, std=None, **kwargs):
-        super().__init__(**kwargs)
-        self.compression = float(compression)
-        self._initial_mean = None if mean is None else np.asarray(mean, np.float32)
-        self._initial_std = None if std is None else np.asarray(std, np.float32)
-
-    def build(self, input_shape):
-        if input_shape[-1] != N_BINS:
-            raise UserError(f"model input: expected {N_BINS} FFT bins, got {input_shape[-1]}")
-        mean_init = "zeros" if self._initial_mean is None else keras.initializers.Constant(self._initial_mean)
-        std_init = "ones" if self._initial_std is None else keras.initializers.Constant(self._initial_std)
-        self.mean = self.add_weight(shape=(N_BINS,), initializer=mean_init, trainable=False, name="mean")
-        self.std = self.add_weight(shape=(N_BINS,), initializer=std_init, trainable=False, name="std")
-
-    def call(self, fft_magnitude):
-        compressed = keras.ops.log1p(self.compression * keras.ops.cast(fft_magnitude, "float32"))
-        return (compressed - self.mean) / self.std
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "compression": self.compression}

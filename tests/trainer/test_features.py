@@ -51,6 +51,8 @@ def test_frames_follow_the_1024_grid_and_zero_pad_the_tail(n_samples):
 def test_keras_layer_and_numpy_twin_agree_and_survive_a_model_file(tmp_path):
     import keras
 
+    from trainer.model.layers import SpectralFeatures
+
     rng = np.random.default_rng(1)
     magnitude = (rng.exponential(2.0, size=(3, 9, 512)) * (rng.random((3, 9, 512)) < 0.3)).astype(np.float32)
     statistics = features.FeatureStatistics(compression=100.0)
@@ -60,7 +62,7 @@ def test_keras_layer_and_numpy_twin_agree_and_survive_a_model_file(tmp_path):
 
     twin = features.spectral_features(magnitude, 100.0, mean, std)
     inputs = keras.Input((None, 512))
-    model = keras.Model(inputs, features.SpectralFeatures(100.0, mean, std)(inputs))
+    model = keras.Model(inputs, SpectralFeatures(100.0, mean, std)(inputs))
     np.testing.assert_allclose(np.asarray(model(magnitude)), twin, rtol=1e-5, atol=1e-5)
 
     path = tmp_path / "features.keras"

@@ -21,11 +21,12 @@ import tensorflow as tf
 from builder.dataset.store import SIDES, attributes, open_store, side_group, store_identity
 from pianoscribe.errors import UserError
 from trainer import data as data_module
-from trainer import model as models
 from trainer.fit.checkpoint import Checkpoint, EpochBackup, History, fingerprint, training_setup
 from trainer.fit.losses import compile_model
 from trainer.fit.metrics import CSV_COLUMNS, write_metrics
 from trainer.fit.scores import score_split
+from trainer.model import architectures, model_file
+from trainer.model.info import HEADS
 
 
 class FitReport(Protocol):
@@ -88,10 +89,10 @@ def fit(
     feature_mean, feature_std, energy_scale = data_module.train_statistics(
         train, settings["compression"], int(settings["stats_rows"]), float(settings["energy_scale_percentile"])
     )
-    model, info = models.new_model(settings, window, feature_mean, feature_std, energy_scale)
+    model, info = architectures.new_model(settings, window, feature_mean, feature_std, energy_scale)
     steps_per_epoch = data_module.steps_per_epoch(train, settings)
     compile_model(model, settings, total_steps=steps_per_epoch * int(settings["epochs"]))
-    macs = models.macs_per_frame(model)
+    macs = architectures.macs_per_frame(model)
     test_batches = data_module.evaluation_dataset(
         test, settings["batch_size"], energy_scale, int(settings["val_steps"])
     )
@@ -132,8 +133,8 @@ def fit(
 
     final = rows[-1]
     info.frame_threshold, info.onset_threshold = final["val_frame_threshold"], final["val_onset_threshold"]
-    models.set_model_info(model, info)
-    models.save_model(model, model_path)
+    model_file.set_model_info(model, info)
+    model_file.save_model(model, model_path)
     summary = {
         "arch": arch,
         "epochs": final["epoch"],
@@ -182,15 +183,15 @@ def _check_settings(settings: dict[str, Any]) -> None:
     for key in ("epochs", "batch_size"):
         if int(settings[key]) < (0 if key == "epochs" else 1):
             raise UserError(f"fit.{key}: must be positive, got {settings[key]}")
-    if settings["arch"] not in models.ARCHITECTURES:
-        raise UserError(f"fit.arch: expected one of {', '.join(models.ARCHITECTURES)}, got {settings['arch']!r}")
+    if settings["arch"] not in architectures.ARCHITECTURES:
+        raise UserError(f"fit.arch: expected one of {', '.join(architectures.ARCHITECTURES)}, got {settings['arch']!r}")
     if settings["lr_schedule"] not in ("cosine", "constant"):
         raise UserError(f"fit.lr_schedule: expected cosine or constant, got {settings['lr_schedule']!r}")
     if float(settings["compression"]) <= 0:
         raise UserError(f"fit.compression: must be > 0, got {settings['compression']}")
     weights = settings["loss_weights"]
-    if not isinstance(weights, dict) or set(weights) != set(models.HEADS):
-        raise UserError(f"fit.loss_weights: expected weights for {', '.join(models.HEADS)}, got {weights}")
+    if not isinstance(weights, dict) or set(weights) != set(HEADS):
+        raise UserError(f"fit.loss_weights: expected weights for {', '.join(HEADS)}, got {weights}")
     positive = settings["positive_weight"]
     if not isinstance(positive, dict) or set(positive) != {"active", "onset"} or min(positive.values()) <= 0:
         raise UserError(f"fit.positive_weight: expected positive weights for active and onset, got {positive}")

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from pianoscribe.constants import N_KEYS
 from trainer.fit.losses import weighted_binary_crossentropy
-from trainer.model import HEADS
+from trainer.model.info import HEADS
 
 THRESHOLDS = np.array([0.01, 0.02, 0.03, 0.05, 0.07, *np.round(np.arange(0.1, 0.96, 0.05), 2)], dtype=np.float32)
 SCORES = (

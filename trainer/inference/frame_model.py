@@ -46,7 +46,7 @@ class FrameModel:
 
     @classmethod
     def load(cls, path: Path | str, **kwargs) -> FrameModel:
-        from trainer.model import load_model
+        from trainer.model.model_file import load_model
 
         model, info = load_model(path)
         return cls(model, info, **kwargs)

@@ -30,9 +30,15 @@ import numpy as np
 from pianoscribe.constants import N_BINS, N_KEYS
 from pianoscribe.errors import UserError
 from pianoscribe.versions import library_versions
-from trainer.features import SpectralFeatures
-from trainer.model.layers import FrameContextPadding, HarmonicSampler, ModelInfoLayer, SpectralEnvelopeAugment
-from trainer.model.model_file import FEATURES_LAYER_NAME, INFO_LAYER_NAME, ModelInfo
+from trainer.model.info import ModelInfo
+from trainer.model.layers import (
+    FrameContextPadding,
+    HarmonicSampler,
+    ModelInfoLayer,
+    SpectralEnvelopeAugment,
+    SpectralFeatures,
+)
+from trainer.model.model_file import FEATURES_LAYER_NAME, INFO_LAYER_NAME
 
 ARCHITECTURES = ("context", "reference")
 

@@ -1,4 +1,5 @@
-"""The custom Keras layers of the models: metadata, time padding, training-time augmentation, harmonic sampling.
+"""The custom Keras layers of the models: metadata, featurization, time padding, training-time augmentation,
+harmonic sampling.
 
 Each is registered with Keras (package ``pianoscribe``) so a model file loads without this code's help.
 """
@@ -13,7 +14,7 @@ import numpy as np
 from pianoscribe import keyboard
 from pianoscribe.constants import BUFFER_SIZE, HIGHEST_KEY, LOWEST_KEY, N_BINS, N_KEYS, SAMPLE_RATE
 from pianoscribe.errors import UserError
-from trainer.model.model_file import ModelInfo
+from trainer.model.info import ModelInfo
 
 
 @keras.saving.register_keras_serializable(package="pianoscribe")
@@ -38,6 +39,41 @@ class ModelInfoLayer(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "info": dict(self.info)}
+
+
+@keras.saving.register_keras_serializable(package="pianoscribe")
+class SpectralFeatures(keras.layers.Layer):
+    """``(log(1 + compression * fft_magnitude) - mean) / std`` per bin; ``mean``/``std`` are saved weights.
+
+    Built with the train split's statistics at fit time; restored from the model file at load time, so the
+    model carries its own featurization (numpy twin: ``trainer.features.spectral_features``). Written as
+    ``log(1 + x)``, not ``log1p``: ONNX has no log1p, and in float32 the two differ by at most about one
+    ulp of 1 (1.2e-7 absolute) for the ``x >= 0`` this layer sees (docs/inference.md measures it).
+    """
+
+    def __init__(self, compression: float, mean=None, std=None, **kwargs):
+        super().__init__(**kwargs)
+        self.compression = float(compression)
+        self._initial_mean = None if mean is None else np.asarray(mean, np.float32)
+        self._initial_std = None if std is None else np.asarray(std, np.float32)
+
+    def build(self, input_shape):
+        if input_shape[-1] != N_BINS:
+            raise UserError(f"model input: expected {N_BINS} FFT bins, got {input_shape[-1]}")
+        mean_init = "zeros" if self._initial_mean is None else keras.initializers.Constant(self._initial_mean)
+        std_init = "ones" if self._initial_std is None else keras.initializers.Constant(self._initial_std)
+        self.mean = self.add_weight(shape=(N_BINS,), initializer=mean_init, trainable=False, name="mean")
+        self.std = self.add_weight(shape=(N_BINS,), initializer=std_init, trainable=False, name="std")
+
+    def call(self, fft_magnitude):
+        compressed = keras.ops.log(1.0 + self.compression * keras.ops.cast(fft_magnitude, "float32"))
+        return (compressed - self.mean) / self.std
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "compression": self.compression}
 
 
 @keras.saving.register_keras_serializable(package="pianoscribe")

@@ -3,55 +3,22 @@ checking that a loaded model can be fed the way this code featurizes audio (ARCH
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import keras
 
-from pianoscribe.constants import BUFFER_SIZE, N_BINS, SAMPLE_RATE, WINDOWS
+from pianoscribe.constants import N_BINS
 from pianoscribe.errors import UserError
-from trainer.features import SpectralFeatures
+from trainer.model.info import HEADS, ModelInfo, grid_problems
+from trainer.model.layers import SpectralFeatures
 
-HEADS = ("active", "onset", "energy")  # the outputs, each [batch, time, 88]
 INFO_LAYER_NAME = "model_info"
 FEATURES_LAYER_NAME = "spectral_features"
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest date: the file's bytes do not depend on when
-
-
-@dataclass
-class ModelInfo:
-    """What a caller needs besides the weights: how to slice/window audio, how far the model looks, thresholds."""
-
-    arch: str
-    context_frames: int
-    lookahead_frames: int
-    window: str
-    energy_scale: float
-    sample_rate: int = SAMPLE_RATE
-    buffer_size: int = BUFFER_SIZE
-    onset_threshold: float = 0.5
-    frame_threshold: float = 0.5
-    min_note_seconds: float = 0.05
-    versions: dict[str, str] = dataclasses.field(default_factory=dict)  # libraries it was trained with
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ModelInfo:
-        names = {field.name for field in dataclasses.fields(cls)}
-        missing = {field.name for field in dataclasses.fields(cls) if field.default is dataclasses.MISSING} - set(
-            values
-        )
-        if missing:
-            raise UserError(f"model info: missing {', '.join(sorted(missing))}")
-        return cls(**{key: value for key, value in values.items() if key in names})
 
 
 def model_info(model: keras.Model) -> ModelInfo:
@@ -117,14 +84,7 @@ def load_model(path: Path | str) -> tuple[keras.Model, ModelInfo]:
 
 def check_featurization(model: keras.Model, info: ModelInfo, path: Path | str) -> None:
     """The model must take 512-bin slices of 1024-sample buffers at 44.1 kHz and carry its own features layer."""
-    problems = []
-    if info.sample_rate != SAMPLE_RATE or info.buffer_size != BUFFER_SIZE:
-        problems.append(
-            f"made for {info.buffer_size}-sample buffers at {info.sample_rate} Hz, "
-            f"this code slices {BUFFER_SIZE} at {SAMPLE_RATE}"
-        )
-    if info.window not in WINDOWS:
-        problems.append(f"unknown window {info.window!r}")
+    problems = grid_problems(info)
     if tuple(model.inputs[0].shape[2:]) != (N_BINS,):
         problems.append(f"input has shape {tuple(model.inputs[0].shape)}, expected (batch, time, {N_BINS})")
     if not any(isinstance(layer, SpectralFeatures) for layer in model.layers):

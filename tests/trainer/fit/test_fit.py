@@ -31,10 +31,11 @@ from tests.stores import synthesize_store
 from tests.trainer.conftest import tiny_synth_settings
 from trainer import data, features
 from trainer import fit as fit_module
-from trainer import model as models
 from trainer.fit.checkpoint import Checkpoint, History, fingerprint, training_setup
 from trainer.fit.losses import compile_model
 from trainer.fit.scores import THRESHOLDS, _count_at_or_above, score_split
+from trainer.model import architectures, layers, model_file
+from trainer.model.info import ModelInfo
 
 BIN = Path(sys.executable).parent
 
@@ -49,14 +50,14 @@ def tiny_fit_settings(**overrides) -> dict:
     return settings
 
 
-@pytest.mark.parametrize("arch", models.ARCHITECTURES)
+@pytest.mark.parametrize("arch", architectures.ARCHITECTURES)
 def test_a_few_steps_lower_the_loss(tiny_store, arch):
     root = store.open_store(tiny_store[0])
     train = data.StoreSplit("train", root["train"], int(root.attrs["frames_per_segment"]))
     settings = tiny_fit_settings(arch=arch, learning_rate=0.003, epochs=1, steps_per_epoch=30)
     keras.utils.set_random_seed(0)
     mean, std, energy_scale = data.train_statistics(train, settings["compression"], 4096, 99.0)
-    model, _ = models.new_model(settings, "hann", mean, std, energy_scale)
+    model, _ = architectures.new_model(settings, "hann", mean, std, energy_scale)
     compile_model(model, settings)
     batches, _ = data.training_dataset(train, settings, energy_scale)
     fixed = batches.take(4).cache()
@@ -78,8 +79,8 @@ def test_test_split_loss_is_the_training_loss(tiny_store):
     root = store.open_store(tiny_store[0])
     test = data.StoreSplit("test", root["test"], int(root.attrs["frames_per_segment"]))
     settings = tiny_fit_settings()
-    model = models.build_model(
-        "context", settings, models.ModelInfo("context", 5, 1, "hann", 1.0), np.zeros(512), np.ones(512)
+    model = architectures.build_model(
+        "context", settings, ModelInfo("context", 5, 1, "hann", 1.0), np.zeros(512), np.ones(512)
     )
     compile_model(model, settings)
     batches = data.evaluation_dataset(test, 64, 1.0, max_steps=4)
@@ -92,7 +93,7 @@ def test_fit_writes_the_model_metrics_and_logs(tiny_store, tmp_path):
     summary = fit_module.fit(
         tiny_store[0], model_path, tiny_fit_settings(), metrics_dir=tmp_path / "metrics", logs_dir=tmp_path / "logs"
     )
-    model, info = models.load_model(model_path)
+    model, info = model_file.load_model(model_path)
     assert (info.arch, info.context_frames, info.lookahead_frames, info.window) == ("context", 5, 1, "hann")
     assert info.frame_threshold == summary["frame_threshold"] and info.onset_threshold == summary["onset_threshold"]
     assert info.energy_scale > 0
@@ -119,7 +120,7 @@ def test_fit_writes_the_model_metrics_and_logs(tiny_store, tmp_path):
     root = store.open_store(tiny_store[0])
     train = data.StoreSplit("train", root["train"], int(root.attrs["frames_per_segment"]))
     mean, std, _ = data.train_statistics(train, 100.0, 2048, 99.0)
-    layer = next(layer for layer in model.layers if isinstance(layer, features.SpectralFeatures))
+    layer = next(layer for layer in model.layers if isinstance(layer, layers.SpectralFeatures))
     np.testing.assert_allclose(np.asarray(layer.mean), mean, rtol=1e-6)
     slices = train.arrays["fft_magnitude"][:8].astype(np.float32)
     np.testing.assert_allclose(
@@ -207,7 +208,7 @@ def checkpoint_folder(model_path: Path) -> Path:
 
 
 def weights_of(model_path: Path) -> list[np.ndarray]:
-    return models.load_model(model_path)[0].get_weights()
+    return model_file.load_model(model_path)[0].get_weights()
 
 
 def assert_same_weights(one: list[np.ndarray], other: list[np.ndarray]) -> None:
@@ -267,7 +268,7 @@ def test_the_checkpoint_restores_weights_optimizer_and_random_generators(tiny_st
     settings = tiny_fit_settings()
 
     def compiled_model() -> keras.Model:
-        model, _ = models.new_model(settings, "hann", np.zeros(512), np.ones(512), 1.0)
+        model, _ = architectures.new_model(settings, "hann", np.zeros(512), np.ones(512), 1.0)
         compile_model(model, settings)
         return model
 

@@ -13,7 +13,8 @@ from trainer.inference.decode import DecodeSettings, decode_notes, notes_to_roll
 from trainer.inference.frame_model import FrameModel
 from trainer.inference.streaming import StreamingTranscriber
 from trainer.inference.transcribe import transcribe_audio
-from trainer.model import ModelInfo, build_model
+from trainer.model.architectures import build_model
+from trainer.model.info import ModelInfo
 
 DECODE = DecodeSettings(onset_threshold=0.5, frame_threshold=0.4, min_note_seconds=0.05)
 KEY_C4 = 60 - 21
