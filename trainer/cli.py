@@ -1,6 +1,7 @@
 """``trainer``: fit the CNN, transcribe recordings, evaluate. Parses, reads params, calls, prints.
 
-TensorFlow is imported inside the commands, so ``trainer --help`` stays instant.
+TensorFlow is imported inside the commands that need it, so ``trainer --help`` stays instant, and ``trainer infer``
+with an ONNX model never imports it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 app = make_app("Train the transcription model on the synthesized dataset, transcribe recordings, evaluate.")
 ModelPath = Annotated[Path, typer.Option("--model", help="The model file.")]
+RunModelPath = Annotated[
+    Path, typer.Option("--model", help="The model file: .keras (its current ONNX twin NAME.onnx runs it) or .onnx.")
+]
+Backend = Annotated[
+    str,
+    typer.Option(
+        help="auto: onnxruntime on the ONNX twin when it was exported from this .keras, else Keras; onnx; keras."
+    ),
+]
 
 
 def _warn(message: str) -> None:
@@ -134,14 +144,35 @@ def _decode_settings(params, info, onset_threshold, frame_threshold, min_note):
 
 
 @app.command()
+def export(
+    model: ModelPath = Path("models/model.keras"),
+    out: Annotated[Path | None, typer.Option(help="The ONNX file (default: NAME.onnx beside the model).")] = None,
+    debug: Debug = False,
+) -> None:
+    """Write the ONNX twin of a .keras model (trainer fit does it too), for inference without TensorFlow."""
+    from trainer.model.onnx_file import export_onnx
+
+    def body() -> None:
+        with console.status(f"exporting {model}"):
+            written = export_onnx(model, out)
+        console.print(f"wrote {written}", soft_wrap=True)
+
+    run_reporting_errors(body, debug)
+
+
+@app.command()
 def infer(
     files: Annotated[list[Path], typer.Argument(help="Audio files (wav, flac, ogg; any rate, mono or stereo).")],
-    model: ModelPath = Path("models/model.keras"),
+    model: RunModelPath = Path("models/model.keras"),
+    backend: Backend = "auto",
     out_dir: Annotated[
-        Path | None, typer.Option(help="Where to write NAME.{mid,csv,npz,png} (default: beside each input).")
+        Path | None, typer.Option(help="Where to write NAME.{mid,csv,npz} (default: beside each input).")
     ] = None,
+    png: Annotated[
+        bool, typer.Option("--png", help="Also draw the piano roll, NAME.png (matplotlib: ~0.5 s per file).")
+    ] = False,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing NAME.{mid,csv,npz,png} (default: refuse, per file).")
+        bool, typer.Option("--overwrite", help="Replace existing outputs (default: refuse, per file).")
     ] = False,
     onset_threshold: OnsetThreshold = None,
     frame_threshold: FrameThreshold = None,
@@ -149,9 +180,11 @@ def infer(
     params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
-    """Transcribe recordings to MIDI, CSV, per-frame arrays and a piano-roll picture."""
+    """Transcribe recordings to MIDI, CSV and per-frame arrays (and, with --png, a piano-roll picture)."""
     from trainer.inference import infer as infer_module
     from trainer.inference.frame_model import FrameModel
+
+    suffixes = "{mid,csv,npz,png}" if png else "{mid,csv,npz}"
 
     def report(result) -> None:
         if result.error is not None:
@@ -162,15 +195,17 @@ def infer(
         console.print(
             f"{result.path}: {len(transcription.notes)} notes in {transcription.audio_seconds:.1f} s of audio, "
             f"transcribed in {transcription.wall_seconds:.2f} s ({transcription.speed:.0f}x realtime) "
-            f"-> {stem}.{{mid,csv,npz,png}}",
+            f"-> {stem}.{suffixes}",
             soft_wrap=True,
         )
 
     def body() -> int:
         params = load_params(params_file)
-        frame_model = FrameModel.load(model)
+        frame_model = FrameModel.load(model, backend, warn=_warn)
         decode = _decode_settings(params, frame_model.info, onset_threshold, frame_threshold, min_note)
-        results = infer_module.infer_files(files, frame_model, decode, out_dir, report=report, overwrite=overwrite)
+        results = infer_module.infer_files(
+            files, frame_model, decode, out_dir, report=report, overwrite=overwrite, png=png
+        )
         done = [result.transcription for result in results if result.transcription is not None]
         audio_seconds = sum(transcription.audio_seconds for transcription in done)
         wall_seconds = sum(transcription.wall_seconds for transcription in done)
@@ -178,7 +213,7 @@ def infer(
         console.print(
             f"{len(done)} of {len(results)} files transcribed: "
             f"{sum(len(transcription.notes) for transcription in done)} notes, {audio_seconds:.1f} s of audio "
-            f"in {wall_seconds:.2f} s ({speed})",
+            f"in {wall_seconds:.2f} s ({speed}); model {frame_model.network.path} ({frame_model.network.backend})",
             soft_wrap=True,
         )
         return len(results) - len(done)
@@ -190,7 +225,8 @@ def infer(
 
 @app.command()
 def evaluate(
-    model: ModelPath = Path("models/model.keras"),
+    model: RunModelPath = Path("models/model.keras"),
+    backend: Backend = "auto",
     data: Annotated[Path, typer.Option(help="The dataset whose test split (pieces, banks) is evaluated.")] = Path(
         "data/dataset.zarr"
     ),
@@ -223,7 +259,7 @@ def evaluate(
         settings = apply_overrides(
             params.section("evaluate", _warn), {"pieces_per_kind": pieces, "max_seconds": max_seconds}
         )
-        frame_model = FrameModel.load(model)
+        frame_model = FrameModel.load(model, backend, warn=_warn)
         decode = _decode_settings(params, frame_model.info, onset_threshold, frame_threshold, min_note)
         with console.status("evaluating") as status:
             result = evaluate_module.evaluate(

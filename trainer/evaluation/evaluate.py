@@ -59,7 +59,10 @@ def evaluate(
         progress(f"transcribing {piece.audio_path.name}")
         transcription = transcribe_file(piece.audio_path, frame_model, decode)
         outputs.write_outputs(
-            piece.audio_path.with_suffix(""), transcription, title=f"{piece.piece_id} ({piece.bank}): key amplitude"
+            piece.audio_path.with_suffix(""),
+            transcription,
+            title=f"{piece.piece_id} ({piece.bank}): key amplitude",
+            png=True,
         )
         transcriptions.append(transcription)
     estimates = [transcription.notes for transcription in transcriptions]

@@ -6,7 +6,8 @@ Started again with the same arguments it continues from there, on the very batch
 see (``trainer.data.training_dataset``), and ends with the same weights; with other settings, another store or
 another setup, or from a damaged checkpoint, it says so and starts over. A store rebuilt under a running fit
 stops it. At the end the frame/onset thresholds with the best F1 on the test split go into the model's
-``ModelInfo``, the model is written atomically, and the checkpoint is removed.
+``ModelInfo``, the model is written atomically, then its ONNX twin (``NAME.onnx``, what ``trainer infer`` runs
+without TensorFlow), and the checkpoint is removed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from trainer.fit.checkpoint import Checkpoint, EpochBackup, History, fingerprint
 from trainer.fit.losses import compile_model
 from trainer.fit.metrics import CSV_COLUMNS, write_metrics
 from trainer.fit.scores import score_split
-from trainer.model import architectures, model_file
+from trainer.model import architectures, model_file, onnx_file
 from trainer.model.info import HEADS
 
 
@@ -135,6 +136,7 @@ def fit(
     info.frame_threshold, info.onset_threshold = final["val_frame_threshold"], final["val_onset_threshold"]
     model_file.set_model_info(model, info)
     model_file.save_model(model, model_path)
+    onnx_path = onnx_file.export_onnx(model_path)  # the twin inference runs without TensorFlow
     summary = {
         "arch": arch,
         "epochs": final["epoch"],
@@ -155,9 +157,10 @@ def fit(
     write_metrics(metrics_dir, rows, summary)
     checkpoint.remove()
     report.message(
-        f"wrote {model_path}: test frame F1 {final['val_frame_f1']:.3f} (threshold {info.frame_threshold}), "
-        f"onset F1 {final['val_onset_f1']:.3f} (threshold {info.onset_threshold}), energy MAE "
-        f"{final['val_energy_mae']:.3f}; {summary['train_seconds']:.0f} s of training"
+        f"wrote {model_path} and {onnx_path.name}: test frame F1 {final['val_frame_f1']:.3f} "
+        f"(threshold {info.frame_threshold}), onset F1 {final['val_onset_f1']:.3f} "
+        f"(threshold {info.onset_threshold}), energy MAE {final['val_energy_mae']:.3f}; "
+        f"{summary['train_seconds']:.0f} s of training"
     )
     return summary
 

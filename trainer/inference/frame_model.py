@@ -1,4 +1,5 @@
-"""A loaded model run over a song of any length (``FrameModel``), in overlapping blocks.
+"""A loaded network (``trainer.inference.networks``: ONNX or Keras) run over a song of any length (``FrameModel``),
+in overlapping blocks.
 
 The FFT slices go through the network in blocks that overlap by the model's context (``context_frames - 1 -
 lookahead_frames`` past frames, ``lookahead_frames`` future ones), so every frame sees exactly the neighbours it
@@ -9,47 +10,41 @@ stacked into batches. ``SequenceRunner`` feeds slices as they arrive.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from pianoscribe.constants import N_BINS, N_KEYS
+from trainer.inference.networks import Network, open_network
 
 BLOCK_FRAMES = 512  # frames per model block (~12 s of audio)
 BATCH_BLOCKS = 2  # blocks per model call: ~100 MB of activations, as fast as bigger batches
 
 
 class FrameModel:
-    """A loaded model plus the bookkeeping to run it over sequences of any length in overlapping blocks."""
+    """A loaded network plus the bookkeeping to run it over sequences of any length in overlapping blocks."""
 
-    def __init__(self, model, info, block_frames: int = BLOCK_FRAMES, batch_blocks: int = BATCH_BLOCKS) -> None:
-        import tensorflow as tf
-
-        self.model = model
-        self.info = info
-        self.window = info.window
-        self.past_frames = int(info.context_frames) - 1 - int(info.lookahead_frames)
-        self.future_frames = int(info.lookahead_frames)
+    def __init__(self, network: Network, block_frames: int = BLOCK_FRAMES, batch_blocks: int = BATCH_BLOCKS) -> None:
+        self.network = network
+        self.info = network.info
+        self.window = network.info.window
+        self.past_frames = int(self.info.context_frames) - 1 - int(self.info.lookahead_frames)
+        self.future_frames = int(self.info.lookahead_frames)
         self.block_frames = int(block_frames)
         self.batch_blocks = int(batch_blocks)
-        # one graph for every (batch, time) shape: no retracing per song length
-        self._compiled = tf.function(
-            lambda fft_magnitude: model(fft_magnitude, training=False),
-            input_signature=[tf.TensorSpec([None, None, N_BINS], tf.float32)],
-            reduce_retracing=True,
-        )
-        self.predict(np.zeros((1, int(info.context_frames), N_BINS), np.float32))  # trace now, not in the first song
+        self.predict(np.zeros((1, int(self.info.context_frames), N_BINS), np.float32))  # warm up before any song
 
     def predict(self, fft_magnitude: np.ndarray) -> dict[str, np.ndarray]:
         """One model call on a batch ``[batch, time, 512]`` -> heads ``[batch, time, 88]`` (no blocking)."""
-        return {name: value.numpy() for name, value in self._compiled(fft_magnitude).items()}
+        return self.network.predict(fft_magnitude)
 
     @classmethod
-    def load(cls, path: Path | str, **kwargs) -> FrameModel:
-        from trainer.model.model_file import load_model
-
-        model, info = load_model(path)
-        return cls(model, info, **kwargs)
+    def load(
+        cls, path: Path | str, backend: str = "auto", warn: Callable[[str], None] = lambda text: None, **kwargs
+    ) -> FrameModel:
+        """``path`` (``.keras`` or ``.onnx``) with ``backend`` (see ``networks.open_network``)."""
+        return cls(open_network(path, backend, warn), **kwargs)
 
     def heads(self, fft_magnitude: np.ndarray) -> dict[str, np.ndarray]:
         """Heads for a whole sequence ``[time, 512]`` -> ``{active, onset, energy}`` each ``[time, 88]``."""

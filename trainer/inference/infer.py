@@ -3,7 +3,8 @@
 A bad file is reported and skipped (its ``UserError`` line is kept in the result), so one corrupt recording
 in a batch does not lose the others; the caller turns "any failed" into the exit code. Outputs never replace
 an existing file unless ``overwrite`` (``trainer infer song.wav`` beside a ``song.mid`` the user wrote must not
-destroy it), and a file's four outputs appear together or not at all.
+destroy it), and a file's outputs (``.mid``, ``.csv``, ``.npz``, with ``png`` also ``.png``) appear together or
+not at all.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class FileResult:
     transcription: Transcription | None = None
     written: list[Path] | None = None
     error: str | None = None
-    total_wall_seconds: float = 0.0  # transcription plus writing the four files
+    total_wall_seconds: float = 0.0  # transcription plus writing the outputs
 
 
 def output_stem(path: Path, out_dir: Path | None) -> Path:
@@ -44,8 +45,10 @@ def infer_files(
     out_dir: Path | None,
     report: Callable[[FileResult], None] = lambda result: None,
     overwrite: bool = False,
+    png: bool = False,
 ) -> list[FileResult]:
-    """Transcribe each file and write ``NAME.{mid,csv,npz,png}``; ``report`` is called after each file."""
+    """Transcribe each file and write ``NAME.{mid,csv,npz}`` (and ``NAME.png`` with ``png``); ``report`` is called
+    after each file."""
     if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise UserError(f"{out_dir}: --out-dir is a file, not a folder")
     results = []
@@ -61,13 +64,15 @@ def infer_files(
                     f"(same name); transcribe it separately or with another --out-dir"
                 )
             claimed[stem.resolve()] = Path(path)
-            existing = [output for output in outputs.output_paths(stem) if output.exists()]
+            existing = [output for output in outputs.output_paths(stem, png) if output.exists()]
             if existing and not overwrite:
                 raise UserError(
                     f"{existing[0]}: exists; give --overwrite to replace {path}'s outputs, or another --out-dir"
                 )
             transcription = transcribe_file(path, frame_model, decode)
-            result.written = outputs.write_outputs(stem, transcription, title=f"{Path(path).name}: key amplitude")
+            result.written = outputs.write_outputs(
+                stem, transcription, title=f"{Path(path).name}: key amplitude", png=png
+            )
             result.transcription = transcription
         except (UserError, OSError) as error:
             result.error = one_line(error)

@@ -1,8 +1,9 @@
-"""Writing a transcription: ``NAME.mid``, ``NAME.csv``, ``NAME.npz`` and the ``NAME.png`` piano roll.
+"""Writing a transcription: ``NAME.mid``, ``NAME.csv``, ``NAME.npz`` and, when asked, the ``NAME.png`` piano roll.
 
-Notes are the corpus's ``NOTE_DTYPE`` rows (onset/offset seconds, MIDI key 21..108, velocity 1..127), so a
-transcription can be compared with, or fed back into, anything that reads corpora. Every file goes through
-``pianoscribe.atomic.atomic_path``: a reader never sees half a file.
+The picture is optional because drawing it with matplotlib (imported only then) costs more than transcribing
+the recording (docs/inference.md). Notes are the corpus's ``NOTE_DTYPE`` rows (onset/offset seconds, MIDI key
+21..108, velocity 1..127), so a transcription can be compared with, or fed back into, anything that reads
+corpora. Every file goes through ``pianoscribe.atomic.atomic_path``: a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -11,13 +12,6 @@ import csv
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never open a window, never need a display
-
-import matplotlib.colors
-import matplotlib.patches
-import matplotlib.pyplot as plt
 import numpy as np
 import pretty_midi
 
@@ -30,7 +24,8 @@ if TYPE_CHECKING:
     from trainer.inference.transcribe import Transcription
 
 CSV_COLUMNS = ("onset_s", "offset_s", "key", "midi_pitch", "velocity")
-OUTPUT_SUFFIXES = (".mid", ".csv", ".npz", ".png")
+OUTPUT_SUFFIXES = (".mid", ".csv", ".npz")  # always written
+PNG_SUFFIX = ".png"  # the piano-roll picture, when asked for
 ACOUSTIC_GRAND_PIANO = 0
 ROLL_COLORMAP = "magma"
 SILENT, AGREE, MISSED, EXTRA = 0, 1, 2, 3  # cell categories of the comparison picture
@@ -46,25 +41,27 @@ def write_transcription(
     frame_times: np.ndarray,
     title: str | None = None,
     extra_arrays: dict[str, np.ndarray] | None = None,
+    png: bool = False,
 ) -> list[Path]:
-    """All four outputs of one recording, ``stem.{mid,csv,npz,png}``, appearing together or not at all (a full
-    disk half way leaves none of them); returns the paths written."""
+    """The outputs of one recording, ``stem.{mid,csv,npz}`` and with ``png`` ``stem.png``, appearing together or
+    not at all (a full disk half way leaves none of them); returns the paths written."""
     stem = Path(stem)
-    paths = output_paths(stem)
+    paths = output_paths(stem, png)
     with atomic_paths(paths) as temporaries:
         _save_midi(notes, temporaries[0])
         _save_csv(notes, temporaries[1])
         _save_frames(temporaries[2], amplitude, probability, frame_times, extra_arrays)
-        _save_piano_roll_png(temporaries[3], amplitude, frame_times, title=title or stem.name)
+        if png:
+            _save_piano_roll_png(temporaries[3], amplitude, frame_times, title=title or stem.name)
     return paths
 
 
-def output_paths(stem: Path) -> list[Path]:
-    """Where the outputs of ``stem`` go: ``stem.mid``, ``stem.csv``, ``stem.npz``, ``stem.png``."""
-    return [stem.with_name(stem.name + suffix) for suffix in OUTPUT_SUFFIXES]
+def output_paths(stem: Path, png: bool = False) -> list[Path]:
+    """Where the outputs of ``stem`` go: ``stem.mid``, ``stem.csv``, ``stem.npz`` (and ``stem.png`` with ``png``)."""
+    return [stem.with_name(stem.name + suffix) for suffix in OUTPUT_SUFFIXES + ((PNG_SUFFIX,) if png else ())]
 
 
-def write_outputs(stem: Path, transcription: Transcription, title: str) -> list[Path]:
+def write_outputs(stem: Path, transcription: Transcription, title: str, png: bool = False) -> list[Path]:
     """``write_transcription`` of a ``Transcription``, with the onset head's probabilities in the ``.npz``."""
     return write_transcription(
         stem,
@@ -74,6 +71,7 @@ def write_outputs(stem: Path, transcription: Transcription, title: str) -> list[
         transcription.frame_times,
         title=title,
         extra_arrays={"onset_probability": transcription.onset_probability},
+        png=png,
     )
 
 
@@ -134,7 +132,10 @@ def _save_frames(
     frame_times: np.ndarray,
     extra_arrays: dict[str, np.ndarray] | None = None,
 ) -> None:
-    """Per-frame model outputs for downstream tools: ``amplitude``/``probability`` ``[frames, 88]``, ``frame_times``."""
+    """Per-frame model outputs for downstream tools: ``amplitude``/``probability`` ``[frames, 88]``, ``frame_times``.
+
+    Stored uncompressed: zlib took longer than transcribing (0.2 s for a 30 s recording) to save about half of
+    ~1.4 MB."""
     arrays: dict[str, Any] = {
         "amplitude": np.asarray(amplitude, np.float32),
         "probability": np.asarray(probability, np.float32),
@@ -142,7 +143,7 @@ def _save_frames(
         **(extra_arrays or {}),
     }
     with open(path, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+        np.savez(handle, **arrays)
 
 
 def _save_piano_roll_png(
@@ -153,6 +154,7 @@ def _save_piano_roll_png(
     colorbar_label: str = "amplitude (model energy head)",
 ) -> None:
     """The 88 amplitude values over time: seconds across, note names up, a colour bar for the scale."""
+    plt = _pyplot()
     seconds = _roll_seconds(frame_times)
     figure, axes = plt.subplots(figsize=(_roll_width_inches(seconds), 5.5), constrained_layout=True)
     # the top of the scale at a high percentile, not the maximum: a few loud attacks must not make the rest dark
@@ -176,6 +178,10 @@ def write_roll_comparison_png(
     Above: notes found (light) and missed (orange); below: notes right (light) and extra (red). Rolls are
     read as "sounding" where > 0, so velocity scales cannot make one panel look emptier than it is.
     """
+    import matplotlib.colors
+    import matplotlib.patches
+
+    plt = _pyplot()
     reference_on, estimated_on = np.asarray(reference_roll) > 0, np.asarray(estimated_roll) > 0
     upper_cells = np.where(reference_on, np.where(estimated_on, AGREE, MISSED), SILENT)
     lower_cells = np.where(estimated_on, np.where(reference_on, AGREE, EXTRA), SILENT)
@@ -198,6 +204,17 @@ def write_roll_comparison_png(
     ]
     figure.legend(handles=legend, loc="outside upper right", ncols=3, frameon=False)
     _save_figure(figure, path)
+
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (files only: never a window, never a display), imported on first use:
+    importing it costs more than writing the other three outputs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
 
 
 def _draw_roll(
@@ -265,11 +282,11 @@ def _save_figure(figure, path: Path) -> None:
         with atomic_path(path, suffix=".png") as temporary:
             figure.savefig(temporary, dpi=110, format="png")
     finally:
-        plt.close(figure)
+        _pyplot().close(figure)
 
 
 def _figure_to_png(figure, path: Path) -> None:
     try:
         figure.savefig(path, dpi=110, format="png")
     finally:
-        plt.close(figure)
+        _pyplot().close(figure)

@@ -34,7 +34,7 @@ from trainer import fit as fit_module
 from trainer.fit.checkpoint import Checkpoint, History, fingerprint, training_setup
 from trainer.fit.losses import compile_model
 from trainer.fit.scores import THRESHOLDS, _count_at_or_above, score_split
-from trainer.model import architectures, layers, model_file
+from trainer.model import architectures, layers, model_file, onnx_file
 from trainer.model.info import ModelInfo
 
 BIN = Path(sys.executable).parent
@@ -97,7 +97,10 @@ def test_fit_writes_the_model_metrics_and_logs(tiny_store, tmp_path):
     assert (info.arch, info.context_frames, info.lookahead_frames, info.window) == ("context", 5, 1, "hann")
     assert info.frame_threshold == summary["frame_threshold"] and info.onset_threshold == summary["onset_threshold"]
     assert info.energy_scale > 0
-    assert sorted(p.name for p in model_path.parent.iterdir()) == ["model.keras"]  # checkpoint and temporaries gone
+    # checkpoint and temporaries gone; the ONNX twin that inference runs is the export of this very .keras
+    assert sorted(p.name for p in model_path.parent.iterdir()) == ["model.keras", "model.onnx"]
+    _, onnx_info, exported_from = onnx_file.load_onnx(model_path.with_suffix(".onnx"))
+    assert onnx_info == info and exported_from == onnx_file.file_sha256(model_path)
 
     with open(tmp_path / "metrics" / "fit.csv") as file:
         rows = list(csv.DictReader(file))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +50,16 @@ def infer(model: Path, *arguments: str, params: Path | None = None):
 def test_a_rendered_chord_comes_back_as_its_keys(piano_model, chord_audio, model_thresholds, tmp_path: Path) -> None:
     soundfile.write(tmp_path / "chord.wav", chord_audio, 44100, subtype="FLOAT")
     result, output = infer(
-        piano_model.model, str(tmp_path / "chord.wav"), "--out-dir", str(tmp_path / "out"), params=model_thresholds
+        piano_model.model,
+        str(tmp_path / "chord.wav"),
+        "--out-dir",
+        str(tmp_path / "out"),
+        "--png",
+        params=model_thresholds,
     )
     assert result.exit_code == 0, output
     assert "chord.wav: 3 notes" in output and "x realtime" in output
+    assert f"model {piano_model.model.with_suffix('.onnx')} (onnx)" in " ".join(output.split())  # the current twin
 
     notes = read_csv(tmp_path / "out" / "chord.csv")
     assert sorted(notes["key"]) == [60, 64, 67]
@@ -86,6 +95,7 @@ def test_stereo_48k_24bit_gives_the_same_notes(piano_model, chord_audio, model_t
         params=model_thresholds,
     )
     assert result.exit_code == 0, output
+    assert not list(tmp_path.glob("*.png"))  # the picture only with --png
     original = read_csv(tmp_path / "original.csv")
     for other in ("stereo", "flac16"):
         notes = read_csv(tmp_path / f"{other}.csv")
@@ -148,3 +158,83 @@ def test_a_full_disk_leaves_no_partial_outputs(piano_model, chord_audio, small_d
     lines = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and str(disk) in lines[0] and "No space left" in lines[0] and ".tmp" not in lines[0]
     assert list(disk.iterdir()) == []
+
+
+def trainer_subprocess(*arguments: str, cwd: Path) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """``trainer ARGUMENTS`` as a user runs it, and the top-level packages it imported (``python -X importtime``)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "trainer.cli", *arguments],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    imported = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    return result, imported
+
+
+HEAVY = {"tensorflow", "keras", "matplotlib"}
+
+
+def test_infer_runs_the_onnx_twin_without_tensorflow_and_finds_the_notes_keras_finds(
+    piano_model, chord_audio, model_thresholds, tmp_path: Path
+) -> None:
+    soundfile.write(tmp_path / "chord.wav", chord_audio, 44100, subtype="FLOAT")
+    arguments = ["--model", str(piano_model.model), "--params", str(model_thresholds)]
+    result, imported = trainer_subprocess("infer", "chord.wav", "--out-dir", "onnx", *arguments, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(onnx)" in result.stderr and "onnxruntime" in imported
+    assert not imported & HEAVY, f"trainer infer imported {sorted(imported & HEAVY)}"
+    help_result, help_imported = trainer_subprocess("infer", "--help", cwd=tmp_path)
+    assert help_result.returncode == 0 and not help_imported & (HEAVY | {"onnxruntime"})
+
+    keras_result, output = infer(
+        piano_model.model,
+        str(tmp_path / "chord.wav"),
+        "--out-dir",
+        str(tmp_path / "keras"),
+        "--backend",
+        "keras",
+        params=model_thresholds,
+    )
+    assert keras_result.exit_code == 0 and "(keras)" in output, output
+    onnx_notes, keras_notes = read_csv(tmp_path / "onnx" / "chord.csv"), read_csv(tmp_path / "keras" / "chord.csv")
+    assert sorted(onnx_notes["key"]) == [60, 64, 67]
+    np.testing.assert_array_equal(onnx_notes, keras_notes)
+    with np.load(tmp_path / "onnx" / "chord.npz") as onnx_frames, np.load(tmp_path / "keras" / "chord.npz") as frames:
+        for name in ("probability", "onset_probability", "amplitude"):
+            np.testing.assert_allclose(onnx_frames[name], frames[name], atol=1e-5)
+
+
+def test_a_stale_onnx_twin_is_not_run(piano_model, chord_audio, tmp_path: Path) -> None:
+    """A .keras changed after its export (retrained, edited) must not be transcribed with the old twin."""
+    from trainer.model import model_file
+
+    soundfile.write(tmp_path / "chord.wav", chord_audio, 44100, subtype="FLOAT")
+    keras_path = tmp_path / "model.keras"
+    shutil.copy(piano_model.model, keras_path)
+    shutil.copy(piano_model.model.with_suffix(".onnx"), keras_path.with_suffix(".onnx"))
+    model, info = model_file.load_model(keras_path)
+    info.frame_threshold = 0.123
+    model_file.set_model_info(model, info)
+    model_file.save_model(model, keras_path)
+
+    result, output = infer(keras_path, str(tmp_path / "chord.wav"), "--out-dir", str(tmp_path / "auto"))
+    output = " ".join(output.split())
+    assert result.exit_code == 0, output
+    assert f"warning: {keras_path.with_suffix('.onnx')}: not exported from {keras_path}" in output
+    assert f"model {keras_path} (keras)" in output
+    result, output = infer(
+        keras_path, str(tmp_path / "chord.wav"), "--out-dir", str(tmp_path / "forced"), "--backend", "onnx"
+    )
+    assert result.exit_code == 1 and output.count("error:") == 1 and "trainer export" in output
+    assert not (tmp_path / "forced").exists()
+
+    export = CliRunner().invoke(app, ["export", "--model", str(keras_path)])
+    assert export.exit_code == 0, export.output
+    result, output = infer(keras_path, str(tmp_path / "chord.wav"), "--out-dir", str(tmp_path / "renewed"))
+    assert result.exit_code == 0 and "warning" not in output and "(onnx)" in output, output

@@ -11,6 +11,7 @@ from pianoscribe.constants import HOP_SECONDS
 from trainer.features import fft_magnitude_of_buffers, frames_from_audio
 from trainer.inference.decode import DecodeSettings, decode_notes, notes_to_roll
 from trainer.inference.frame_model import FrameModel
+from trainer.inference.networks import KerasNetwork
 from trainer.inference.streaming import StreamingTranscriber
 from trainer.inference.transcribe import transcribe_audio
 from trainer.model.architectures import build_model
@@ -134,9 +135,10 @@ def test_blocks_and_streaming_equal_the_whole_song(noise_fft, context_frames: in
     model, info = untrained_model(context_frames, lookahead_frames)
     whole_song = np.asarray(model(noise_fft[None], training=False)["active"])[0]
     for block_frames, batch_blocks in [(7, 3), (16, 1), (1000, 4)]:
-        blocked = FrameModel(model, info, block_frames=block_frames, batch_blocks=batch_blocks).heads(noise_fft)
+        network = KerasNetwork(model, info)
+        blocked = FrameModel(network, block_frames=block_frames, batch_blocks=batch_blocks).heads(noise_fft)
         np.testing.assert_allclose(blocked["active"], whole_song, atol=1e-6)
-    streaming = StreamingTranscriber(FrameModel(model, info))
+    streaming = StreamingTranscriber(FrameModel(KerasNetwork(model, info)))
     audio_buffers = frames_from_audio(np.random.default_rng(1).normal(0, 0.1, 80 * 1024 + 300).astype(np.float32))
     rows = [row for row in (streaming.push(buffer) for buffer in audio_buffers) if row is not None]
     assert len(rows) == len(audio_buffers) - lookahead_frames
@@ -149,7 +151,7 @@ def test_audio_in_arbitrary_blocks_gives_the_same_transcription(noise_fft) -> No
     from trainer.inference.transcribe import transcribe_blocks
 
     model, info = untrained_model(5, 1)
-    frame_model = FrameModel(model, info, block_frames=9, batch_blocks=2)
+    frame_model = FrameModel(KerasNetwork(model, info), block_frames=9, batch_blocks=2)
     audio = np.random.default_rng(1).normal(0, 0.1, 80 * 1024 + 300).astype(np.float32)
     whole = transcribe_audio(audio, frame_model, DecodeSettings(0.5, 0.5, 0.0))
     pieces = transcribe_blocks(np.split(audio, [1, 1500, 1501, 40000]), frame_model, DecodeSettings(0.5, 0.5, 0.0))
