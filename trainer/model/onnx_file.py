@@ -5,7 +5,9 @@ fit`` (or by ``trainer export``) and run by inference with onnxruntime, so trans
 The ONNX file carries what the ``.keras`` carries besides the weights: ``ModelInfo`` as JSON in its metadata, and
 the sha256 of the ``.keras`` bytes it was exported from, so a caller can tell a current twin from a stale one.
 Export is deterministic: tf2onnx names and orders nodes by process-wide counters, so the graph is rewritten in a
-canonical order with canonical names; the same ``.keras`` bytes give the same ``.onnx`` bytes.
+canonical order with canonical names; the same ``.keras`` bytes give the same ``.onnx`` bytes. One rewrite makes
+it faster: a product with a fixed interpolation matrix (``HarmonicSampler``: two nonzeros per column, a third of
+the default model's multiply-adds) becomes two gathers and a weighted sum.
 
 Reading needs only onnxruntime (imported when loading); writing needs TensorFlow, tf2onnx and onnx (imported when
 exporting).
@@ -74,6 +76,7 @@ def export_onnx(keras_path: Path | str, onnx_path: Path | str | None = None) -> 
         signature = [tf.TensorSpec([None, None, N_BINS], tf.float32, name=INPUT_NAME)]
         model.export(str(raw_path), format="onnx", verbose=False, input_signature=signature, opset_version=OPSET)
         proto = onnx.load(str(raw_path))
+    interpolations_as_gathers(proto)
     canonicalize(proto)
     metadata = {
         METADATA_FORMAT: FORMAT_VERSION,
@@ -88,6 +91,73 @@ def export_onnx(keras_path: Path | str, onnx_path: Path | str | None = None) -> 
     with atomic_path(onnx_path, suffix=".onnx") as temporary:
         temporary.write_bytes(proto.SerializeToString(deterministic=True))
     return onnx_path
+
+
+def interpolations_as_gathers(model: onnx.ModelProto) -> int:
+    """Replace ``MatMul(x, B)`` by ``x[..., first] * w_first + x[..., last] * w_last`` wherever ``B`` is a constant
+    matrix with at most two nonzeros per column (linear interpolation between neighbouring rows); returns how many.
+
+    The same sums up to float32 rounding, without multiplying by the zeros: the harmonic sampler of the default
+    model is 512 x 2816 with 2 nonzeros per column, 1.44 M of its 2.91 M multiply-adds per frame. The gathers run
+    on ``x`` with its last axis moved first (onnxruntime gathers whole rows fast, single elements of the last
+    axis slowly): measured on 1032 frames, 36 ms against 77 ms for the MatMul and 128 ms for last-axis gathers.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper, shape_inference
+
+    graph = model.graph
+    ranks = {
+        value.name: len(value.type.tensor_type.shape.dim)
+        for value in [*shape_inference.infer_shapes(model).graph.value_info, *graph.input]
+        if value.type.tensor_type.HasField("shape")
+    }
+    constants = {tensor.name: tensor for tensor in graph.initializer}
+    rewritten, replaced = [], 0
+    for node in graph.node:
+        matrix = constants.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
+        values = numpy_helper.to_array(matrix) if matrix is not None else None
+        rank = ranks.get(node.input[0], 0)
+        if values is None or values.ndim != 2 or values.dtype != np.float32 or values.shape[0] < 16 or rank < 2:
+            rewritten.append(node)
+            continue
+        nonzero = values != 0
+        if nonzero.sum(axis=0).max() > 2:
+            rewritten.append(node)
+            continue
+        rows = np.arange(values.shape[0])[:, None]
+        first = np.where(nonzero, rows, values.shape[0]).min(axis=0)  # a column of zeros reads row 0 with weight 0
+        last = np.where(nonzero, rows, -1).max(axis=0)
+        first, last = np.where(first == values.shape[0], 0, first), np.maximum(last, 0)
+        columns = np.arange(values.shape[1])
+        weight_first = values[first, columns]
+        weight_last = np.where(last != first, values[last, columns], 0).astype(np.float32)
+        step = f"{node.name}/interpolation/"
+        per_row = (values.shape[1],) + (1,) * (rank - 1)  # weights broadcast over the other axes
+        for name, array in (
+            ("first", first.astype(np.int64)),
+            ("last", last.astype(np.int64)),
+            ("weight_first", weight_first.astype(np.float32).reshape(per_row)),
+            ("weight_last", weight_last.reshape(per_row)),
+        ):
+            graph.initializer.append(numpy_helper.from_array(array, step + name))
+        x, y = node.input[0], node.output[0]
+        rewritten += [
+            helper.make_node("Transpose", [x], [step + "rows"], perm=[rank - 1, *range(rank - 1)]),
+            helper.make_node("Gather", [step + "rows", step + "first"], [step + "at_first"], axis=0),
+            helper.make_node("Gather", [step + "rows", step + "last"], [step + "at_last"], axis=0),
+            helper.make_node("Mul", [step + "at_first", step + "weight_first"], [step + "part_first"]),
+            helper.make_node("Mul", [step + "at_last", step + "weight_last"], [step + "part_last"]),
+            helper.make_node("Add", [step + "part_first", step + "part_last"], [step + "sum"]),
+            helper.make_node("Transpose", [step + "sum"], [y], perm=[*range(1, rank), 0]),
+        ]
+        replaced += 1
+    del graph.node[:]
+    graph.node.extend(rewritten)
+    used = {name for node in graph.node for name in node.input}
+    kept = [tensor for tensor in graph.initializer if tensor.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return replaced
 
 
 def canonicalize(model: onnx.ModelProto) -> None:

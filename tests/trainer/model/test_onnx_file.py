@@ -91,3 +91,36 @@ def test_bad_onnx_files_are_one_line_errors(exported, tmp_path):
         onnx_file.load_onnx(other_grid)
     with pytest.raises(UserError, match=r"must end in \.onnx"):
         onnx_file.export_onnx(exported[2], tmp_path / "model.bin")
+
+
+def test_an_interpolation_matrix_becomes_gathers_and_a_dense_one_stays():
+    import onnxruntime
+
+    rng = np.random.default_rng(2)
+    rows, columns = 64, 40
+    sparse = np.zeros((rows, columns), np.float32)
+    below = rng.integers(0, rows - 1, columns)
+    sparse[below, np.arange(columns)] = rng.random(columns)
+    sparse[below + 1, np.arange(columns)] = rng.random(columns)
+    sparse[:, 3] = 0  # a point above the last bin reads nothing
+    sparse[:, 5] = 0
+    sparse[7, 5] = 0.5  # a point exactly on a bin
+    dense = rng.random((columns, 8), dtype=np.float32)
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("MatMul", ["x", "sparse"], ["h"]),
+            onnx.helper.make_node("MatMul", ["h", "dense"], ["y"]),
+        ],
+        "two products",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["b", "t", rows])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["b", "t", 8])],
+        [onnx.numpy_helper.from_array(sparse, "sparse"), onnx.numpy_helper.from_array(dense, "dense")],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 15)])
+    assert onnx_file.interpolations_as_gathers(model) == 1
+    onnx_file.canonicalize(model)
+    onnx.checker.check_model(model)
+    assert [node.op_type for node in model.graph.node].count("MatMul") == 1  # the dense product is left alone
+    x = rng.random((2, 5, rows), dtype=np.float32)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], x @ sparse @ dense, rtol=1e-5, atol=1e-6)
