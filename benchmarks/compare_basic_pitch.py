@@ -8,8 +8,11 @@ its wheel) with its default thresholds; ours runs ``trainer.inference`` with the
 pieces recipes were chosen on; ``report``: pieces nothing was chosen on), per kind of music x piano.
 
 Speed is measured the way a user runs each system, as whole processes over all the files, outputs included:
-``trainer infer FILES --out-dir`` (start-up, model load, four outputs per file) against a process that imports
-basic-pitch, loads its model once and writes a MIDI file per input. Plus our streaming cost per buffer.
+``trainer infer FILES --out-dir`` (start-up, model load, ``.mid``/``.csv``/``.npz`` per file) with its default
+backend (onnxruntime on the model's ONNX twin), with ``--backend keras`` (TensorFlow) and with ``--png``, against a
+process that imports basic-pitch, loads its model once and writes a MIDI file per input. Each is run
+``--repeats`` times, interleaved, and the fastest run counts (the machine is shared). Plus our streaming cost per
+buffer.
 
     .venv/bin/python benchmarks/compare_basic_pitch.py [--eval-dir data/eval] [--model models/model.keras]
 """
@@ -151,6 +154,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("metrics/compare_basic_pitch.json"))
     parser.add_argument("--onset-threshold", type=float, help="override params.yaml decode.onset_threshold")
     parser.add_argument("--frame-threshold", type=float, help="override params.yaml decode.frame_threshold")
+    parser.add_argument("--repeats", type=int, default=2, help="whole-process runs of each system (fastest counts)")
     args = parser.parse_args()
 
     pieces = read_test_pieces(args.eval_dir)
@@ -177,31 +181,30 @@ def main() -> None:
             print("\n".join(table_lines(summaries, purpose)))
 
     files = [str(piece.audio_path) for piece in pieces]
-    with tempfile.TemporaryDirectory() as ours_out, tempfile.TemporaryDirectory() as peer_out:
-        trainer = Path(sys.executable).parent / "trainer"
-        ours_seconds = whole_process_seconds(
-            [
-                str(trainer),
-                "infer",
-                *files,
-                "--model",
-                str(args.model),
-                "--out-dir",
-                ours_out,
-                "--params",
-                str(args.params),
-                "--overwrite",
-            ]
-        )
-        peer_seconds = whole_process_seconds([sys.executable, "-c", BASIC_PITCH_PROCESS, peer_out, *files])
+    trainer = Path(sys.executable).parent / "trainer"
+    infer = [str(trainer), "infer", *files, "--model", str(args.model), "--params", str(args.params), "--overwrite"]
+    commands = {
+        f"{OURS} (onnxruntime)": [*infer, "--backend", "auto"],
+        f"{OURS} (keras)": [*infer, "--backend", "keras"],
+        f"{OURS} (onnxruntime, --png)": [*infer, "--backend", "auto", "--png"],
+        BASIC_PITCH: [sys.executable, "-c", BASIC_PITCH_PROCESS],
+    }
+    seconds: dict[str, float] = {}
+    for _ in range(max(args.repeats, 1)):
+        for name, command in commands.items():
+            with tempfile.TemporaryDirectory() as out:
+                where = [out, *files] if name == BASIC_PITCH else ["--out-dir", out]
+                seconds[name] = min(seconds.get(name, float("inf")), whole_process_seconds([*command, *where]))
     push_ms = streaming_milliseconds(frame_model, pieces[0].audio_path)
     buffer_ms = 1000 * BUFFER_SIZE / SAMPLE_RATE
+    peer_seconds = seconds[BASIC_PITCH]
     print(
-        f"whole processes over {len(files)} files ({audio_seconds:.0f} s of audio, outputs written): "
-        f"trainer infer {ours_seconds:.1f} s ({audio_seconds / ours_seconds:.0f}x realtime), basic-pitch "
-        f"{peer_seconds:.1f} s ({audio_seconds / peer_seconds:.0f}x realtime): ours {peer_seconds / ours_seconds:.1f}x "
-        f"faster"
+        f"whole processes over {len(files)} files ({audio_seconds:.0f} s of audio, outputs written; fastest of "
+        f"{max(args.repeats, 1)}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):"
     )
+    print(f"  {'system':34s} {'wall s':>7s} {'x realtime':>10s} {'basic-pitch / this':>18s}")
+    for name, wall in seconds.items():
+        print(f"  {name:34s} {wall:7.1f} {audio_seconds / wall:10.0f} {peer_seconds / wall:17.1f}x")
     print(
         f"pianoscribe streaming: {push_ms:.2f} ms per 1024-sample buffer ({buffer_ms:.1f} ms of audio, "
         f"{buffer_ms / push_ms:.0f}x realtime), latency {frame_model.info.lookahead_frames} buffer(s) lookahead"
@@ -219,8 +222,8 @@ def main() -> None:
             {
                 "audio_seconds": audio_seconds,
                 "systems": summaries,
-                "whole_process_seconds": {OURS: ours_seconds, BASIC_PITCH: peer_seconds},
-                "speed_ratio": peer_seconds / ours_seconds,
+                "whole_process_seconds": seconds,
+                "speed_ratio": peer_seconds / seconds[f"{OURS} (onnxruntime)"],
                 "streaming_ms_per_buffer": push_ms,
             },
             indent=2,
