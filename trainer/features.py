@@ -4,7 +4,9 @@ Audio becomes model input in three steps, each defined exactly once here:
 
 1. ``frames_from_audio``: the 1024-hop grid, frame ``i`` = samples ``[1024 i, 1024 (i + 1))``.
 2. ``fft_magnitude_of_buffers``: ``|rfft(window * buffer)|``, bins 0..511 — exactly what ``builder synth``
-   stores as ``fft_magnitude`` (same window, unnormalized forward FFT).
+   stores as ``fft_magnitude`` (same window, unnormalized forward FFT). A model with ``long_fft_bins`` > 0 reads
+   each frame's ``fft_long_magnitude`` (the 4096-sample window over buffers i-3..i) after those 512 columns:
+   ``Featurizer`` computes both as buffers arrive, keeping the past it needs.
 3. ``SpectralFeatures`` (Keras layer inside the model) and its numpy twin ``spectral_features``:
    ``(log(1 + compression * magnitude) - mean) / std`` per bin, with ``mean``/``std`` computed once on the
    training split and saved in the model file as layer weights.
@@ -18,8 +20,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from builder.engine import fft_long_magnitude_after
 from builder.engine import fft_magnitude_of_buffers as engine_fft_magnitude
-from pianoscribe.constants import BUFFER_SIZE, N_BINS, SAMPLE_RATE, WINDOWS
+from pianoscribe.constants import BUFFER_SIZE, LONG_BEFORE, N_BINS, SAMPLE_RATE, WINDOWS
 from pianoscribe.errors import UserError
 
 STD_FLOOR = 1e-3  # a bin that never varies (e.g. always silent) must not blow up the normalization
@@ -38,6 +41,35 @@ def fft_magnitude_of_buffers(buffers: np.ndarray, window: str, workers: int = -1
     if window not in WINDOWS:
         raise UserError(f"window: expected one of {', '.join(WINDOWS)}, got {window!r}")
     return engine_fft_magnitude(buffers, window, threads=max(int(workers), 0))
+
+
+class Featurizer:
+    """Buffers as they arrive -> the model's input rows ``[n, 512 + long_fft_bins]``, one per buffer, at once.
+
+    The long window of a buffer ends with it (causal), so no row waits for later audio; the featurizer keeps
+    the last ``LONG_BEFORE`` buffers (silence before the first), which is what makes block-by-block rows equal
+    to whole-song rows.
+    """
+
+    def __init__(self, window: str, long_fft_bins: int = 0, workers: int = -1) -> None:
+        self.window = window
+        self.long_fft_bins = int(long_fft_bins)
+        self.workers = workers
+        self._past = np.zeros(LONG_BEFORE * BUFFER_SIZE, dtype=np.float32)
+
+    @property
+    def width(self) -> int:
+        return N_BINS + self.long_fft_bins
+
+    def rows(self, buffers: np.ndarray) -> np.ndarray:
+        buffers = np.asarray(buffers, dtype=np.float32)
+        fft_magnitude = fft_magnitude_of_buffers(buffers, self.window, self.workers)
+        if not self.long_fft_bins:
+            return fft_magnitude
+        audio = np.concatenate([self._past, buffers.reshape(-1)])
+        self._past = audio[len(audio) - len(self._past) :]
+        fft_long = fft_long_magnitude_after(audio, self.long_fft_bins, threads=max(int(self.workers), 0))
+        return np.concatenate([fft_magnitude, fft_long], axis=1)
 
 
 def frames_from_audio(audio: np.ndarray) -> np.ndarray:
@@ -76,11 +108,11 @@ def spectral_features(fft_magnitude: np.ndarray, compression: float, mean: np.nd
 class FeatureStatistics:
     """Running per-bin mean/std of compressed magnitudes (float64 sums), fed chunk by chunk from the train split."""
 
-    def __init__(self, compression: float) -> None:
+    def __init__(self, compression: float, bins: int = N_BINS) -> None:
         self.compression = compression
         self.count = 0
-        self.total = np.zeros(N_BINS, dtype=np.float64)
-        self.total_squares = np.zeros(N_BINS, dtype=np.float64)
+        self.total = np.zeros(bins, dtype=np.float64)
+        self.total_squares = np.zeros(bins, dtype=np.float64)
 
     def add(self, fft_magnitude: np.ndarray) -> None:
         compressed = compress_magnitude(fft_magnitude, self.compression).astype(np.float64)
@@ -131,19 +163,20 @@ class SpectralFeatures(keras.layers.Layer):
     model carries its own featurization.
     """
 
-    def __init__(self, compression: float, mean=None, std=None, **kwargs):
+    def __init__(self, compression: float, mean=None, std=None, bins: int = N_BINS, **kwargs):
         super().__init__(**kwargs)
         self.compression = float(compression)
+        self.bins = int(bins)  # 512, or 512 + long_fft_bins
         self._initial_mean = None if mean is None else np.asarray(mean, np.float32)
         self._initial_std = None if std is None else np.asarray(std, np.float32)
 
     def build(self, input_shape):
-        if input_shape[-1] != N_BINS:
-            raise UserError(f"model input: expected {N_BINS} FFT bins, got {input_shape[-1]}")
+        if input_shape[-1] != self.bins:
+            raise UserError(f"model input: expected {self.bins} FFT bins, got {input_shape[-1]}")
         mean_init = "zeros" if self._initial_mean is None else keras.initializers.Constant(self._initial_mean)
         std_init = "ones" if self._initial_std is None else keras.initializers.Constant(self._initial_std)
-        self.mean = self.add_weight(shape=(N_BINS,), initializer=mean_init, trainable=False, name="mean")
-        self.std = self.add_weight(shape=(N_BINS,), initializer=std_init, trainable=False, name="std")
+        self.mean = self.add_weight(shape=(self.bins,), initializer=mean_init, trainable=False, name="mean")
+        self.std = self.add_weight(shape=(self.bins,), initializer=std_init, trainable=False, name="std")
 
     def call(self, fft_magnitude):
         compressed = keras.ops.log1p(self.compression * keras.ops.cast(fft_magnitude, "float32"))
@@ -153,4 +186,4 @@ class SpectralFeatures(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "compression": self.compression}
+        return {**super().get_config(), "compression": self.compression, "bins": self.bins}

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pianoscribe.constants import N_BINS, N_KEYS
+from trainer.features import Featurizer
 
 BLOCK_FRAMES = 512  # frames per model block (~12 s of audio)
 BATCH_BLOCKS = 2  # blocks per model call: ~100 MB of activations, as fast as bigger batches
@@ -32,16 +33,21 @@ class FrameModel:
         self.future_frames = int(info.lookahead_frames)
         self.block_frames = int(block_frames)
         self.batch_blocks = int(batch_blocks)
+        self.input_bins = N_BINS + int(info.long_fft_bins)  # 512 FFT bins, then the long window's if it reads them
         # one graph for every (batch, time) shape: no retracing per song length
         self._compiled = tf.function(
             lambda fft_magnitude: model(fft_magnitude, training=False),
-            input_signature=[tf.TensorSpec([None, None, N_BINS], tf.float32)],
+            input_signature=[tf.TensorSpec([None, None, self.input_bins], tf.float32)],
             reduce_retracing=True,
         )
-        self.predict(np.zeros((1, int(info.context_frames), N_BINS), np.float32))  # trace now, not in the first song
+        self.predict(np.zeros((1, int(info.context_frames), self.input_bins), np.float32))  # trace now
+
+    def featurizer(self, workers: int = -1) -> Featurizer:
+        """What turns this model's audio buffers into its input rows (one per buffer, as they arrive)."""
+        return Featurizer(self.window, int(self.info.long_fft_bins), workers)
 
     def predict(self, fft_magnitude: np.ndarray) -> dict[str, np.ndarray]:
-        """One model call on a batch ``[batch, time, 512]`` -> heads ``[batch, time, 88]`` (no blocking)."""
+        """One model call on a batch ``[batch, time, input bins]`` -> heads ``[batch, time, 88]`` (no blocking)."""
         return {name: value.numpy() for name, value in self._compiled(fft_magnitude).items()}
 
     @classmethod
@@ -52,7 +58,7 @@ class FrameModel:
         return cls(model, info, **kwargs)
 
     def heads(self, fft_magnitude: np.ndarray) -> dict[str, np.ndarray]:
-        """Heads for a whole sequence ``[time, 512]`` -> ``{active, onset, energy}`` each ``[time, 88]``."""
+        """Heads for a whole sequence ``[time, input bins]`` -> ``{active, onset, energy}`` each ``[time, 88]``."""
         runner = self.sequence_runner()
         return concatenate_heads([runner.feed(fft_magnitude), runner.finish()])
 
@@ -90,7 +96,7 @@ class SequenceRunner:
 
     def __init__(self, frame_model: FrameModel) -> None:
         self.frame_model = frame_model
-        self._pending = np.zeros((0, N_BINS), dtype=np.float32)
+        self._pending = np.zeros((0, frame_model.input_bins), dtype=np.float32)
         self._pending_start = 0  # global frame index of _pending[0]
         self._next_output = 0  # global frame index of the next frame to produce
         self._end = 0  # frames fed so far

@@ -39,6 +39,7 @@ class ModelInfo:
     frame_threshold: float = 0.5
     min_note_seconds: float = 0.05
     versions: dict[str, str] = dataclasses.field(default_factory=dict)  # libraries it was trained with
+    long_fft_bins: int = 0  # > 0: the input's columns after the 512 FFT bins are the long window's (features.py)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -125,8 +126,10 @@ def check_featurization(model: keras.Model, info: ModelInfo, path: Path | str) -
         )
     if info.window not in WINDOWS:
         problems.append(f"unknown window {info.window!r}")
-    if tuple(model.inputs[0].shape[2:]) != (N_BINS,):
-        problems.append(f"input has shape {tuple(model.inputs[0].shape)}, expected (batch, time, {N_BINS})")
+    if tuple(model.inputs[0].shape[2:]) != (N_BINS + info.long_fft_bins,):
+        problems.append(
+            f"input has shape {tuple(model.inputs[0].shape)}, expected (batch, time, {N_BINS + info.long_fft_bins})"
+        )
     if not any(isinstance(layer, SpectralFeatures) for layer in model.layers):
         problems.append("no featurization layer inside")
     missing_heads = set(HEADS) - set(model.output_names if hasattr(model, "output_names") else [])
