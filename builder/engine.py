@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pianoscribe.constants import BUFFER_SIZE, N_BINS, SAMPLE_RATE, check_engine
+from pianoscribe.constants import BUFFER_SIZE, LONG_AFTER, LONG_BEFORE, N_BINS, SAMPLE_RATE, check_engine
 from pianoscribe.errors import UserError
 
 
@@ -69,6 +69,34 @@ def fft_magnitude_of_audio(audio: np.ndarray, window: str, threads: int = 0) -> 
     buffers = np.zeros(frames * BUFFER_SIZE, dtype=np.float32)
     buffers[: len(audio)] = audio
     return fft_magnitude_of_buffers(buffers.reshape(frames, BUFFER_SIZE), window, threads)
+
+
+def fft_long_magnitude_after(audio: np.ndarray, bins: int, threads: int = 0) -> np.ndarray:
+    """Long-window magnitudes of the buffers of ``audio`` after its first ``LONG_BEFORE`` buffers (their past):
+    ``[len(audio) // 1024 - LONG_BEFORE, bins]`` float32. For a caller that keeps the past itself (streaming)."""
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    rows = len(audio) // BUFFER_SIZE - LONG_BEFORE
+    if audio.ndim != 1 or rows < 0 or len(audio) % BUFFER_SIZE:
+        raise ValueError(f"audio: expected whole buffers, at least {LONG_BEFORE}, got shape {list(audio.shape)}")
+    fft_long_magnitude = np.empty((rows, bins), dtype=np.float32)
+    new_engine(threads).analyze_long(audio, fft_long_magnitude)
+    return fft_long_magnitude
+
+
+def fft_long_magnitude_of_audio(audio: np.ndarray, bins: int, threads: int = 0) -> np.ndarray:
+    """Mono audio -> ``[frames, bins]`` float32 long-window magnitudes on the same frame grid, by the engine code
+    that writes the dataset's ``fft_long_magnitude``: row i reads samples [1024 (i - 3), 1024 (i + 1)) through a
+    4096-sample Hann window (silence before the audio), bins of 44100 / 4096 = 10.8 Hz from 0 Hz."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"audio: expected mono [samples], got shape {list(audio.shape)}")
+    frames = -(-len(audio) // BUFFER_SIZE)
+    before = LONG_BEFORE * BUFFER_SIZE
+    padded = np.zeros(before + (frames + LONG_AFTER) * BUFFER_SIZE, dtype=np.float32)
+    padded[before : before + len(audio)] = audio
+    fft_long_magnitude = np.empty((frames, bins), dtype=np.float32)
+    new_engine(threads).analyze_long(padded, fft_long_magnitude)
+    return fft_long_magnitude
 
 
 def modal_tones(

@@ -52,6 +52,14 @@ constexpr int kLaneSum = 16;             // sums of squares run in this many ind
 constexpr int kPrefetchLines = 32;       // cache lines fetched ahead at the start of each voice
 constexpr int kPrefetchRun = 256;        // samples mixed between software prefetches of the recording ahead
 constexpr int kDetuneRun = 1024;         // longest run a detuned voice is resampled in without re-anchoring
+// The long window (`fft_long_magnitude`): 4096 samples, buffers f-3 .. f of row f (causal: it ends with its
+// row's buffer, so a streaming caller has it as soon as that buffer arrives), for the frequency resolution of
+// the bass: 10.8 Hz bins instead of 43 Hz. Always a periodic Hann window; magnitudes / 4, so a steady sinusoid
+// reads about as in the 1024-sample FFT.
+constexpr int kLongWindow = 4096;
+constexpr int kLongBefore = 3;           // whole buffers the long window reaches before its row's buffer
+constexpr int kLongAfter = 0;            // ... and after it
+constexpr int kLongMaxBins = kLongWindow / 2;
 
 using Vec = pocketfft::detail::vtype_t<float>;  // the SIMD type pocketfft uses internally
 constexpr int kLanes = int(sizeof(Vec) / sizeof(float));
@@ -101,6 +109,7 @@ struct Options {
   float velocity_exponent = 1.f;
   bool hann = true;
   std::vector<float> octaves;    // [512] octaves of each bin above the tilt pivot (bin 0 counts as bin 1)
+  std::vector<float> long_octaves;  // [long bins] the same for the long window's bins
 };
 
 struct Outputs {
@@ -109,6 +118,9 @@ struct Outputs {
   float *energy = nullptr;       // [rows, 88]
   uint8_t *active = nullptr;     // [rows, 88]
   uint8_t *onset = nullptr;      // [rows, 88]
+  void *fft_long = nullptr;      // [rows, long_bins] float16 or float32, or none
+  bool fft_long_half = true;
+  int long_bins = 0;
 };
 
 // One sounding note inside a span, resolved against a bank.
@@ -241,10 +253,13 @@ int resolve_threads(int threads) {
 
 class Engine {
  public:
-  explicit Engine(int threads) : threads_(resolve_threads(threads)), plan_(kBuffer) {
+  explicit Engine(int threads) : threads_(resolve_threads(threads)), plan_(kBuffer), long_plan_(kLongWindow) {
     hann_.resize(kBuffer);
     for (int i = 0; i < kBuffer; ++i)  // periodic Hann (scipy.signal.get_window("hann", 1024))
       hann_[i] = float(0.5 - 0.5 * std::cos(2.0 * M_PI * i / kBuffer));
+    long_hann_.resize(kLongWindow);
+    for (int i = 0; i < kLongWindow; ++i)  // periodic Hann of 4096, scaled by 1/4 (see kLongWindow)
+      long_hann_[i] = float(0.25 * (0.5 - 0.5 * std::cos(2.0 * M_PI * i / kLongWindow)));
   }
 
   int threads() const { return threads_; }
@@ -357,7 +372,7 @@ class Engine {
                   py::array_t<uint8_t, py::array::c_style> key_active,
                   py::array_t<uint8_t, py::array::c_style> key_onset, int frames_per_segment,
                   int64_t release_samples, float velocity_exponent, const std::string &window,
-                  double tilt_pivot_hz) {
+                  double tilt_pivot_hz, py::object fft_long) {
     const int64_t segments = piece.shape(0);
     for (auto length : {bank.shape(0), start_sample.shape(0), gain.shape(0), detune_ratio.shape(0),
                         noise_amplitude.shape(0), noise_offset.shape(0), tilt_db.shape(0)})
@@ -365,7 +380,13 @@ class Engine {
     if (frames_per_segment < 1) throw std::invalid_argument("frames_per_segment must be >= 1");
     const int64_t rows = segments * frames_per_segment;
     Outputs out = check_outputs(fft_magnitude, key_energy, key_active, key_onset, rows);
-    Options options = make_options(frames_per_segment, release_samples, velocity_exponent, window, tilt_pivot_hz);
+    py::array fft_long_array;
+    if (!fft_long.is_none()) {
+      fft_long_array = py::array::ensure(fft_long);
+      check_fft_long(fft_long_array, rows, &out);
+    }
+    Options options = make_options(frames_per_segment, release_samples, velocity_exponent, window, tilt_pivot_hz,
+                                   out.long_bins);
     SegmentPlan plan{piece.data(), bank.data(), start_sample.data(), gain.data(), detune_ratio.data(),
                      noise_amplitude.data(), noise_offset.data(), tilt_db.data()};
     const int64_t span = int64_t(frames_per_segment) * kBuffer;
@@ -376,6 +397,9 @@ class Engine {
       if (plan.noise_amplitude[s] != 0.f &&
           (plan.noise_offset[s] < 0 || plan.noise_offset[s] + span > int64_t(noise_.size())))
         throw std::invalid_argument("noise_offset + segment length must lie inside the noise table");
+      if (out.fft_long && plan.noise_amplitude[s] != 0.f &&
+          int64_t(noise_.size()) < span + int64_t(kLongBefore + kLongAfter) * kBuffer)
+        throw std::invalid_argument("the noise table is shorter than a segment with the long window's buffers");
     }
     const int64_t per_task = std::max<int64_t>(1, (kMinRowsPerTask + frames_per_segment - 1) / frames_per_segment);
     const int64_t tasks = (segments + per_task - 1) / per_task;
@@ -385,9 +409,11 @@ class Engine {
       const int64_t first = task * per_task, last = std::min(segments, first + per_task);
       scratch.ensure(size_t((last - first) * span), size_t(span));
       for (int64_t s = first; s < last; ++s)
-        mix_segment(plan, s, options, scratch, scratch.mix.data() + (s - first) * span, &out);
+        mix_segment(plan, s, frames_per_segment, options, scratch, scratch.mix.data() + (s - first) * span, &out);
       analyze_rows(scratch.mix.data(), (last - first) * frames_per_segment, first * frames_per_segment, options,
                    &plan, first, out, scratch);
+      if (out.fft_long)
+        for (int64_t s = first; s < last; ++s) long_rows_of_segment(plan, s, options, scratch, first, out);
     });
   }
 
@@ -411,7 +437,7 @@ class Engine {
       scratch.ensure(size_t(span), size_t(span));
       const int64_t start = task * span;
       SegmentPlan plan{&piece, &bank, &start, &unit_gain, &unit_ratio, &no_noise, &zero_offset, &no_tilt};
-      mix_segment(plan, 0, options, scratch, scratch.mix.data(), nullptr);
+      mix_segment(plan, 0, options.frames, options, scratch, scratch.mix.data(), nullptr);
       std::memcpy(destination + start, scratch.mix.data(), size_t(std::min(span, total - start)) * sizeof(float));
     });
   }
@@ -432,6 +458,29 @@ class Engine {
       thread_local Scratch scratch;
       const int64_t first = task * per_task, count = std::min(rows - first, per_task);
       analyze_rows(source + first * kBuffer, count, first, options, nullptr, 0, out, scratch);
+    });
+  }
+
+  // Audio -> long-window magnitudes [rows, bins], exactly as synthesize computes fft_long_magnitude: row f reads
+  // audio[f * 1024, f * 1024 + 4096), so the caller passes audio with kLongBefore buffers of silence before
+  // sample 0 (fft_long_magnitude_of_audio in builder/engine.py).
+  void analyze_long(py::array_t<float, py::array::c_style | py::array::forcecast> audio, py::array fft_long) {
+    if (audio.ndim() != 1) throw std::invalid_argument("audio must be 1-D");
+    if (fft_long.ndim() != 2) throw std::invalid_argument("fft_long must be [rows, bins]");
+    const int64_t rows = fft_long.shape(0);
+    if (rows > 0 && audio.shape(0) < (rows - 1) * kBuffer + kLongWindow)
+      throw std::invalid_argument("audio must hold (rows - 1) * 1024 + 4096 samples");
+    Outputs out;
+    check_fft_long(fft_long, rows, &out);
+    Options options = make_options(1, 0, 1.f, "hann", 1000.0, out.long_bins);
+    const float *source = audio.data();
+    const int64_t per_task = 256;
+    const int64_t tasks = (rows + per_task - 1) / per_task;
+    py::gil_scoped_release release;
+    parallel_for(threads_, tasks, [&](int64_t task) {
+      thread_local Scratch scratch;
+      const int64_t first = task * per_task, count = std::min(rows - first, per_task);
+      analyze_long_rows(source + first * kBuffer, count, first, options, nullptr, 0, out, scratch);
     });
   }
 
@@ -458,6 +507,11 @@ class Engine {
     std::vector<float> tilt_curve;            // [512] gain per bin for the tilt in `tilt_cached`
     float tilt_cached = 0.f;
     pocketfft::detail::arr<Vec> lanes{size_t(kBuffer)};
+    std::vector<float> context;               // one segment's audio with the long window's buffers around it
+    std::vector<float> long_magnitudes;       // [lanes, long bins]
+    std::vector<float> long_tilt_curve;
+    float long_tilt_cached = 0.f;
+    std::unique_ptr<pocketfft::detail::arr<Vec>> long_lanes;  // [4096] allocated on first use
     void ensure(size_t mix_samples, size_t span) {
       if (mix.size() < mix_samples) mix.resize(mix_samples);
       if (key_signal.size() < span) key_signal.resize(span);
@@ -466,7 +520,7 @@ class Engine {
   };
 
   Options make_options(int frames, int64_t release_samples, float velocity_exponent, const std::string &window,
-                       double tilt_pivot_hz) {
+                       double tilt_pivot_hz, int long_bins = 0) {
     if (window != "hann" && window != "none") throw std::invalid_argument("window must be 'hann' or 'none'");
     if (release_samples < 0) throw std::invalid_argument("release_samples must be >= 0");
     if (!(tilt_pivot_hz > 0.0)) throw std::invalid_argument("tilt_pivot_hz must be > 0");
@@ -478,6 +532,10 @@ class Engine {
     options.octaves.resize(kBins);
     for (int k = 0; k < kBins; ++k)
       options.octaves[size_t(k)] = float(std::log2(std::max(k, 1) * kSampleRate / kBuffer / tilt_pivot_hz));
+    options.long_octaves.resize(size_t(long_bins));
+    for (int k = 0; k < long_bins; ++k)
+      options.long_octaves[size_t(k)] =
+          float(std::log2(std::max(k, 1) * kSampleRate / kLongWindow / tilt_pivot_hz));
     return options;
   }
 
@@ -491,6 +549,20 @@ class Engine {
       throw std::invalid_argument("fft_magnitude must be float16 or float32");
     out->fft = fft_magnitude.mutable_data();
     out->fft_half = dtype.itemsize() == 2;
+  }
+
+  static void check_fft_long(py::array &fft_long, int64_t rows, Outputs *out) {
+    if (fft_long.ndim() != 2 || fft_long.shape(0) != rows || fft_long.shape(1) < 1 ||
+        fft_long.shape(1) > kLongMaxBins)
+      throw std::invalid_argument("fft_long must be [rows, bins] with 1 <= bins <= 2048");
+    if (!(fft_long.flags() & py::array::c_style) || !fft_long.writeable())
+      throw std::invalid_argument("fft_long must be C-contiguous and writeable");
+    const auto dtype = fft_long.dtype();
+    if (dtype.kind() != 'f' || (dtype.itemsize() != 2 && dtype.itemsize() != 4))
+      throw std::invalid_argument("fft_long must be float16 or float32");
+    out->fft_long = fft_long.mutable_data();
+    out->fft_long_half = dtype.itemsize() == 2;
+    out->long_bins = int(fft_long.shape(1));
   }
 
   static Outputs check_outputs(py::array &fft_magnitude, py::array_t<float, py::array::c_style> &key_energy,
@@ -509,9 +581,8 @@ class Engine {
   }
 
   // Render segment s of `plan` into `mix` (frames * 1024 samples); with `out`, also fill its label rows.
-  void mix_segment(const SegmentPlan &plan, int64_t s, const Options &options, Scratch &scratch, float *mix,
-                   const Outputs *out) const {
-    const int frames = options.frames;
+  void mix_segment(const SegmentPlan &plan, int64_t s, int frames, const Options &options, Scratch &scratch,
+                   float *mix, const Outputs *out) const {
     const int64_t span = int64_t(frames) * kBuffer;
     const int64_t span_start = plan.start_sample[s];
     const int64_t span_end = span_start + span;
@@ -719,6 +790,79 @@ class Engine {
     }
   }
 
+  // The long-window rows of segment s: its audio with kLongBefore buffers before and kLongAfter after, mixed
+  // again around the span (audio only: the labels and the span's own samples are untouched), then analyzed.
+  void long_rows_of_segment(const SegmentPlan &plan, int64_t s, const Options &options, Scratch &scratch,
+                            int64_t first_segment, const Outputs &out) const {
+    const int frames = options.frames;
+    const int64_t span = int64_t(frames) * kBuffer;
+    const int64_t before = int64_t(kLongBefore) * kBuffer, after = int64_t(kLongAfter) * kBuffer;
+    if (scratch.context.size() < size_t(before + span + after)) scratch.context.resize(size_t(before + span + after));
+    float *context = scratch.context.data();
+    std::memcpy(context + before, scratch.mix.data() + (s - first_segment) * span, sizeof(float) * size_t(span));
+    // the buffers around: the same piece, bank, gain and detune; the noise table read on from the segment's
+    // own stretch (wrapped inside the table), so the noise is as continuous as the table allows
+    const int64_t table = int64_t(noise_.size());
+    const int64_t start_before = plan.start_sample[s] - before, start_after = plan.start_sample[s] + span;
+    const int64_t noise_before = table > before ? ((plan.noise_offset[s] - before) % (table - before) +
+                                                   (table - before)) % (table - before) : 0;
+    const int64_t noise_after = table > after ? (plan.noise_offset[s] + span) % (table - after) : 0;
+    SegmentPlan around_before{plan.piece + s, plan.bank + s, &start_before, plan.gain + s, plan.detune_ratio + s,
+                              plan.noise_amplitude + s, &noise_before, plan.tilt_db + s};
+    SegmentPlan around_after{plan.piece + s, plan.bank + s, &start_after, plan.gain + s, plan.detune_ratio + s,
+                             plan.noise_amplitude + s, &noise_after, plan.tilt_db + s};
+    mix_segment(around_before, 0, kLongBefore, options, scratch, context, nullptr);
+    if (kLongAfter > 0) mix_segment(around_after, 0, kLongAfter, options, scratch, context + before + span, nullptr);
+    analyze_long_rows(context, frames, s * frames, options, &plan, s, out, scratch);
+  }
+
+  // Long-window magnitudes of `count` rows: row j reads audio[j * 1024, j * 1024 + 4096), written to rows
+  // [row0, row0 + count) of out.fft_long; `plan` (may be null) gives the tilt of segment segment0 + j / frames.
+  void analyze_long_rows(const float *audio, int64_t count, int64_t row0, const Options &options,
+                         const SegmentPlan *plan, int64_t segment0, const Outputs &out, Scratch &scratch) const {
+    const int bins = out.long_bins;
+    if (!scratch.long_lanes) scratch.long_lanes.reset(new pocketfft::detail::arr<Vec>(size_t(kLongWindow)));
+    if (scratch.long_magnitudes.size() < size_t(kLanes) * size_t(bins))
+      scratch.long_magnitudes.resize(size_t(kLanes) * size_t(bins));
+    Vec *lanes = scratch.long_lanes->data();
+    for (int64_t batch = 0; batch < count; batch += kLanes) {
+      const int used = int(std::min<int64_t>(kLanes, count - batch));
+      for (int i = 0; i < kLongWindow; ++i) {
+        const float weight = long_hann_[size_t(i)];
+        Vec value;
+        for (int j = 0; j < kLanes; ++j) value[j] = j < used ? audio[(batch + j) * kBuffer + i] * weight : 0.f;
+        lanes[i] = value;
+      }
+      long_plan_.exec(lanes, 1.f, true);
+      for (int j = 0; j < used; ++j) {
+        float *row = scratch.long_magnitudes.data() + size_t(j) * size_t(bins);
+        row[0] = std::fabs(lanes[0][j]);
+        for (int k = 1; k < bins; ++k) {
+          const float re = lanes[2 * k - 1][j], im = lanes[2 * k][j];
+          row[k] = std::sqrt(re * re + im * im);
+        }
+        if (plan) {
+          const float tilt = plan->tilt_db[segment0 + (batch + j) / options.frames];
+          if (tilt != 0.f) {
+            if (scratch.long_tilt_curve.size() != size_t(bins) || scratch.long_tilt_cached != tilt) {
+              scratch.long_tilt_curve.resize(size_t(bins));
+              const float scale = tilt * float(M_LN10 / 20.0);
+              for (int k = 0; k < bins; ++k)
+                scratch.long_tilt_curve[size_t(k)] = std::exp(scale * options.long_octaves[size_t(k)]);
+              scratch.long_tilt_cached = tilt;
+            }
+            for (int k = 0; k < bins; ++k) row[k] *= scratch.long_tilt_curve[size_t(k)];
+          }
+        }
+        const int64_t out_row = row0 + batch + j;
+        if (out.fft_long_half)
+          store_row_half(row, static_cast<uint16_t *>(out.fft_long) + out_row * bins, bins);
+        else
+          std::memcpy(static_cast<float *>(out.fft_long) + out_row * bins, row, sizeof(float) * size_t(bins));
+      }
+    }
+  }
+
   // FFT magnitude of `count` consecutive buffers at `audio`, written to rows [row0, row0 + count) of out.fft.
   // Buffers go through pocketfft in batches of kLanes (one buffer per SIMD lane; a partial batch is padded
   // with silence, so every buffer takes the same arithmetic path whatever its neighbours: thread-independent).
@@ -769,7 +913,9 @@ class Engine {
 
   int threads_;
   pocketfft::detail::pocketfft_r<float> plan_;
+  pocketfft::detail::pocketfft_r<float> long_plan_;
   std::vector<float> hann_;
+  std::vector<float> long_hann_;
   std::vector<BankData> banks_;
   NoteTable notes_;
   std::vector<float> noise_;
@@ -864,9 +1010,12 @@ py::array_t<float> modal_tones(py::array_t<double, py::array::c_style | py::arra
 PYBIND11_MODULE(pianoscribe_native, m) {
   m.doc() = "pianoscribe's synthesizer engine: mix notes from sample banks, label and FFT them, in parallel.";
   // Outputs are .noconvert(): a wrong dtype is a TypeError, never a silent write into a converted copy.
-  m.attr("__version__") = "2";
+  m.attr("__version__") = "3";
   m.attr("BUFFER_SIZE") = kBuffer;
   m.attr("BINS") = kBins;
+  m.attr("LONG_WINDOW") = kLongWindow;
+  m.attr("LONG_BEFORE") = kLongBefore;
+  m.attr("LONG_AFTER") = kLongAfter;
   m.attr("SIMD_LANES") = kLanes;
 #if defined(__F16C__)
   m.attr("F16C") = true;
@@ -885,10 +1034,12 @@ PYBIND11_MODULE(pianoscribe_native, m) {
            py::arg("gain"), py::arg("detune_ratio"), py::arg("noise_amplitude"), py::arg("noise_offset"),
            py::arg("tilt_db"), py::arg("fft_magnitude").noconvert(), py::arg("key_energy").noconvert(),
            py::arg("key_active").noconvert(), py::arg("key_onset").noconvert(), py::arg("frames_per_segment"), py::arg("release_samples"),
-           py::arg("velocity_exponent"), py::arg("window"), py::arg("tilt_pivot_hz"))
+           py::arg("velocity_exponent"), py::arg("window"), py::arg("tilt_pivot_hz"),
+           py::arg("fft_long") = py::none())
       .def("render", &Engine::render, py::arg("piece"), py::arg("bank"), py::arg("audio").noconvert(),
            py::arg("release_samples"), py::arg("velocity_exponent"))
       .def("analyze", &Engine::analyze, py::arg("buffers"), py::arg("fft_magnitude").noconvert(), py::arg("window"))
+      .def("analyze_long", &Engine::analyze_long, py::arg("audio"), py::arg("fft_long").noconvert())
       .def("describe", &Engine::describe);
   m.def("modal_tones", &modal_tones, py::arg("frequency_hz"), py::arg("phase"), py::arg("decay_rate"),
         py::arg("beat_hz"), py::arg("beat_phase"), py::arg("weights"), py::arg("aftersound_level"),

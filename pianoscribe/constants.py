@@ -16,6 +16,12 @@ LOWEST_KEY = 21  # A0, MIDI number of key index 0
 HIGHEST_KEY = 108  # C8
 N_KEYS = HIGHEST_KEY - LOWEST_KEY + 1
 WINDOWS = ("hann", "none")  # FFT analysis windows: periodic Hann, or rectangular (the reference's)
+# The long window (`fft_long_magnitude`, for the bass): 4096 samples of buffers i-3 .. i (causal: frame i has it
+# when its own buffer arrives, so streaming latency does not grow), Hann, bins of 10.8 Hz from 0 Hz.
+LONG_WINDOW = 4096
+LONG_BEFORE = 3  # whole buffers before frame i's buffer ...
+LONG_AFTER = 0  # ... and after it
+LONG_BIN_HZ = SAMPLE_RATE / LONG_WINDOW
 
 # The music21 corpus folders the project may use (the `scores` corpus reads them; evaluation groups them into
 # kinds of music), in the order the corpus reads them. Every other folder (joplin, chopin, mozart, the
@@ -40,7 +46,13 @@ FOLK_COLLECTIONS = ("ryansMammoth", "oneills1850", "essenFolksong", "airdsAirs")
 
 def check_engine(engine_module: Any) -> None:
     """Raise ``RuntimeError`` if the native engine was built with another buffer size or bin count."""
-    exported = {"BUFFER_SIZE": BUFFER_SIZE, "BINS": N_BINS}
+    exported = {
+        "BUFFER_SIZE": BUFFER_SIZE,
+        "BINS": N_BINS,
+        "LONG_WINDOW": LONG_WINDOW,
+        "LONG_BEFORE": LONG_BEFORE,
+        "LONG_AFTER": LONG_AFTER,
+    }
     wrong = {
         name: getattr(engine_module, name, None)
         for name, value in exported.items()

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 import zarr
 
-from builder.dataset.store import SLICE_WIDTHS, array
+from builder.dataset.store import LONG_FFT, SLICE_WIDTHS, array
 from pianoscribe.constants import N_BINS, N_KEYS
 from pianoscribe.errors import UserError, one_line
 from trainer.features import FeatureStatistics, energy_target
@@ -39,9 +39,17 @@ class StoreSplit:
     name: str
     group: zarr.Group
     frames_per_segment: int
+    long_fft: bool = False  # the model's input rows also hold fft_long_magnitude after the 512 bins
 
     def __post_init__(self) -> None:
-        arrays = {name: array(self.group, name) for name in SLICE_WIDTHS}
+        if self.long_fft and LONG_FFT not in self.group:
+            raise UserError(
+                f"{self.name}: no {LONG_FFT} in this store (fit.context.long_fft needs one written with "
+                "synth.long_fft_bins > 0)"
+            )
+        names = [*SLICE_WIDTHS, *([LONG_FFT] if self.long_fft else [])]
+        arrays = {name: array(self.group, name) for name in names}
+        self.input_bins = N_BINS + (int(arrays[LONG_FFT].shape[1]) if self.long_fft else 0)
         self.n_rows = arrays["fft_magnitude"].shape[0]
         if self.n_rows == 0:
             raise UserError(f"{self.name}: the split is empty")
@@ -54,9 +62,14 @@ class StoreSplit:
         self.read_failure: str | None = None
 
     def read_block(self, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Rows of block ``block``: ``fft_magnitude`` (stored dtype), ``key_energy``, ``key_active``, ``key_onset``."""
+        """Rows of block ``block``: the model's input rows (``fft_magnitude``, stored dtype; with ``long_fft``,
+        float32 ``fft_magnitude`` then ``fft_long_magnitude``), ``key_energy``, ``key_active``, ``key_onset``."""
         rows = slice(block * self.block_rows, min((block + 1) * self.block_rows, self.n_rows))
-        return tuple(self._read(name, rows) for name in SLICE_WIDTHS)  # type: ignore[return-value]
+        fft_magnitude, key_energy, key_active, key_onset = (self._read(name, rows) for name in SLICE_WIDTHS)
+        if self.long_fft:
+            fft_long = self._read(LONG_FFT, rows)
+            fft_magnitude = np.concatenate([fft_magnitude, fft_long], axis=1, dtype=np.float32)
+        return fft_magnitude, key_energy, key_active, key_onset
 
     def _read(self, name: str, rows: slice) -> np.ndarray:
         """Rows of one array; a damaged shard (truncated, garbage) is a one-line ``UserError`` naming it."""
@@ -94,7 +107,7 @@ def train_statistics(
 
     ``energy_scale`` is the ``energy_percentile`` of ``key_energy`` over sounding keys: a loud note's buffer.
     """
-    statistics = FeatureStatistics(compression)
+    statistics = FeatureStatistics(compression, split.input_bins)
     sounding_energies = []
     for block in split.sample_blocks(max_rows):
         fft_magnitude, key_energy, key_active, _ = split.read_block(int(block))
@@ -122,7 +135,7 @@ def _block_reader(split: StoreSplit, energy_scale: float):
 def _segments(
     split: StoreSplit, blocks: tf.data.Dataset, energy_scale: float, parallel_reads: int, deterministic: bool
 ) -> tf.data.Dataset:
-    """Blocks -> segments ``([T, 512] f32, [T, 88] u8, [T, 88] u8, [T, 88] f32)``, read in parallel."""
+    """Blocks -> segments ``([T, input bins] f32, [T, 88] u8, [T, 88] u8, [T, 88] f32)``, read in parallel."""
     frames = split.frames_per_segment
     reader = _block_reader(split, energy_scale)
 
@@ -131,7 +144,7 @@ def _segments(
             reader, [block], (tf.float32, tf.uint8, tf.uint8, tf.float32), stateful=False
         )
         return (
-            tf.reshape(fft_magnitude, [-1, frames, N_BINS]),
+            tf.reshape(fft_magnitude, [-1, frames, split.input_bins]),
             tf.reshape(active, [-1, frames, N_KEYS]),
             tf.reshape(onset, [-1, frames, N_KEYS]),
             tf.reshape(energy, [-1, frames, N_KEYS]),

@@ -4,7 +4,9 @@ Audio becomes model input in three steps, each defined exactly once here:
 
 1. ``frames_from_audio``: the 1024-hop grid, frame ``i`` = samples ``[1024 i, 1024 (i + 1))``.
 2. ``fft_magnitude_of_buffers``: ``|rfft(window * buffer)|``, bins 0..511 — exactly what ``builder synth``
-   stores as ``fft_magnitude`` (same window, unnormalized forward FFT).
+   stores as ``fft_magnitude`` (same window, unnormalized forward FFT). A model with ``long_fft_bins`` > 0 reads
+   each frame's ``fft_long_magnitude`` (the 4096-sample window over buffers i-3..i) after those 512 columns:
+   ``Featurizer`` computes both as buffers arrive, keeping the past it needs.
 3. ``spectral_features``: ``(log(1 + compression * magnitude) - mean) / std`` per bin, with ``mean``/``std``
    computed once on the training split (``FeatureStatistics``). Inside the model this step is the Keras layer
    ``trainer.model.layers.SpectralFeatures`` (its weights are ``mean``/``std``); this module is numpy only, so
@@ -18,8 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from builder.engine import fft_long_magnitude_after
 from builder.engine import fft_magnitude_of_buffers as engine_fft_magnitude
-from pianoscribe.constants import BUFFER_SIZE, N_BINS, SAMPLE_RATE, WINDOWS
+from pianoscribe.constants import BUFFER_SIZE, LONG_BEFORE, N_BINS, SAMPLE_RATE, WINDOWS
 from pianoscribe.errors import UserError
 
 STD_FLOOR = 1e-3  # a bin that never varies (e.g. always silent) must not blow up the normalization
@@ -38,6 +41,35 @@ def fft_magnitude_of_buffers(buffers: np.ndarray, window: str, workers: int = -1
     if window not in WINDOWS:
         raise UserError(f"window: expected one of {', '.join(WINDOWS)}, got {window!r}")
     return engine_fft_magnitude(buffers, window, threads=max(int(workers), 0))
+
+
+class Featurizer:
+    """Buffers as they arrive -> the model's input rows ``[n, 512 + long_fft_bins]``, one per buffer, at once.
+
+    The long window of a buffer ends with it (causal), so no row waits for later audio; the featurizer keeps
+    the last ``LONG_BEFORE`` buffers (silence before the first), which is what makes block-by-block rows equal
+    to whole-song rows.
+    """
+
+    def __init__(self, window: str, long_fft_bins: int = 0, workers: int = -1) -> None:
+        self.window = window
+        self.long_fft_bins = int(long_fft_bins)
+        self.workers = workers
+        self._past = np.zeros(LONG_BEFORE * BUFFER_SIZE, dtype=np.float32)
+
+    @property
+    def width(self) -> int:
+        return N_BINS + self.long_fft_bins
+
+    def rows(self, buffers: np.ndarray) -> np.ndarray:
+        buffers = np.asarray(buffers, dtype=np.float32)
+        fft_magnitude = fft_magnitude_of_buffers(buffers, self.window, self.workers)
+        if not self.long_fft_bins:
+            return fft_magnitude
+        audio = np.concatenate([self._past, buffers.reshape(-1)])
+        self._past = audio[len(audio) - len(self._past) :]
+        fft_long = fft_long_magnitude_after(audio, self.long_fft_bins, threads=max(int(self.workers), 0))
+        return np.concatenate([fft_magnitude, fft_long], axis=1)
 
 
 def frames_from_audio(audio: np.ndarray) -> np.ndarray:
@@ -76,11 +108,11 @@ def spectral_features(fft_magnitude: np.ndarray, compression: float, mean: np.nd
 class FeatureStatistics:
     """Running per-bin mean/std of compressed magnitudes (float64 sums), fed chunk by chunk from the train split."""
 
-    def __init__(self, compression: float) -> None:
+    def __init__(self, compression: float, bins: int = N_BINS) -> None:
         self.compression = compression
         self.count = 0
-        self.total = np.zeros(N_BINS, dtype=np.float64)
-        self.total_squares = np.zeros(N_BINS, dtype=np.float64)
+        self.total = np.zeros(bins, dtype=np.float64)
+        self.total_squares = np.zeros(bins, dtype=np.float64)
 
     def add(self, fft_magnitude: np.ndarray) -> None:
         compressed = compress_magnitude(fft_magnitude, self.compression).astype(np.float64)

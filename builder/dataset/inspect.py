@@ -14,13 +14,13 @@ from builder.dataset.store import (
     ENERGY_HISTOGRAM_EDGES,
     SEGMENT_ARRAYS,
     SIDES,
-    SLICE_WIDTHS,
     array,
     attributes,
     disk_bytes,
     open_store,
     raw_bytes,
     side_group,
+    stored_slice_widths,
 )
 from pianoscribe.constants import LOWEST_KEY, N_KEYS
 from pianoscribe.keyboard import note_name
@@ -54,12 +54,12 @@ def describe_store(path: Path | str) -> list[str]:
             f"banks {', '.join(params.get(f'{side}_banks', []))}; {len(side_pieces)} pieces "
             f"({', '.join(side_pieces[:3])}{', ...' if len(side_pieces) > 3 else ''})"
         )
-        for name in (*SLICE_WIDTHS, *SEGMENT_ARRAYS):
+        for name in (*stored_slice_widths(group), *SEGMENT_ARRAYS):
             stored = array(group, name)
             dtype = "string" if stored.dtype.kind in "OTU" else str(stored.dtype)
             shards = f" shard {stored.shards[0]}" if stored.shards is not None else ""
             lines.append(
-                f"  {name:13s} {stored.shape!s:14s} {dtype:7s} chunk {stored.chunks[0]}{shards} {_codec_name(stored)}"
+                f"  {name:18s} {stored.shape!s:14s} {dtype:7s} chunk {stored.chunks[0]}{shards} {_codec_name(stored)}"
             )
         statistics = attrs.get("statistics", {}).get(side)
         if statistics and statistics["rows"]:

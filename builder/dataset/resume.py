@@ -171,7 +171,7 @@ def _records(root: zarr.Group) -> list[dict[str, Any]]:
 def _read_back(group: zarr.Group, record: dict[str, Any]) -> dict[str, Any]:
     first, stop = record["rows"]
     first_segment, stop_segment = record["segments"]
-    values = {name: store.array(group, name)[first:stop] for name in store.SLICE_WIDTHS}
+    values = {name: store.array(group, name)[first:stop] for name in store.stored_slice_widths(group)}
     values.update({name: store.array(group, name)[first_segment:stop_segment] for name in store.SEGMENT_ARRAYS})
     return values
 

@@ -12,6 +12,8 @@ Layout (Zarr v3)::
                                   shard of each side: builder verify), complete (written last)
     /train, /test          one group per side of the split by piece
         fft_magnitude      [rows, 512]  float16|float32   |rfft(window * buffer)| bins 0..511
+        fft_long_magnitude [rows, B]    float16|float32   optional (synth.long_fft_bins = B > 0): the 4096-sample
+                                                         Hann window over buffers i-3 .. i, bins 0..B-1 of 10.8 Hz
         key_energy         [rows, 88]   float32           sum of squares of each key's own contribution
         key_active         [rows, 88]   uint8             a note of the key sounds at the buffer centre
         key_onset          [rows, 88]   uint8             a note of the key starts inside the buffer
@@ -44,6 +46,8 @@ from pianoscribe.errors import UserError
 FORMAT_VERSION = 2  # 2: fill values the data never holds, per-shard records
 SIDES = ("train", "test")
 SLICE_WIDTHS = {"fft_magnitude": N_BINS, "key_energy": N_KEYS, "key_active": N_KEYS, "key_onset": N_KEYS}
+LONG_FFT = "fft_long_magnitude"  # the optional per-row array (its width is synth.long_fft_bins)
+FFT_ARRAYS = ("fft_magnitude", LONG_FFT)  # stored as synth.storage.fft_dtype, compressed with fft_codec
 LABEL_DTYPES: dict[str, np.dtype] = {
     "key_energy": np.dtype("float32"),
     "key_active": np.dtype("uint8"),
@@ -55,6 +59,7 @@ CODECS = ("zstd", "blosc-zstd", "blosc-lz4", "none")
 BLOSC_SHUFFLES = ("shuffle", "bitshuffle", "noshuffle")
 FILL_VALUES: dict[str, Any] = {
     "fft_magnitude": float("nan"),
+    LONG_FFT: float("nan"),
     "key_energy": float("nan"),
     "key_active": 255,
     "key_onset": 255,
@@ -116,12 +121,27 @@ def compressors(storage: dict[str, Any], typesize: int, fft: bool = False) -> tu
     return ()
 
 
+def slice_widths(long_fft_bins: int) -> dict[str, int]:
+    """The per-row arrays of a store and their widths: the four of every store, then ``fft_long_magnitude``."""
+    return {**SLICE_WIDTHS, **({LONG_FFT: long_fft_bins} if long_fft_bins else {})}
+
+
+def stored_slice_widths(group: zarr.Group) -> dict[str, int]:
+    """The per-row arrays one side of a store holds (``fft_long_magnitude`` only if it was written)."""
+    return slice_widths(int(array(group, LONG_FFT).shape[1]) if LONG_FFT in group else 0)
+
+
 def create_store(
-    path: Path | str, rows: dict[str, int], frames_per_segment: int, storage: dict[str, Any]
+    path: Path | str,
+    rows: dict[str, int],
+    frames_per_segment: int,
+    storage: dict[str, Any],
+    long_fft_bins: int = 0,
 ) -> zarr.Group:
     """Create the empty store: every array at its final shape, before any writer starts.
 
-    ``rows`` maps each side to its number of FFT slices (a whole number of segments).
+    ``rows`` maps each side to its number of FFT slices (a whole number of segments); ``long_fft_bins`` > 0 adds
+    ``fft_long_magnitude``.
     """
     check_storage(storage, frames_per_segment)
     root = zarr.open_group(str(path), mode="w", zarr_format=3)
@@ -129,15 +149,15 @@ def create_store(
     for side in SIDES:
         group = root.create_group(side)
         n_rows = rows.get(side, 0)
-        for name, width in SLICE_WIDTHS.items():
-            dtype = np.dtype(storage["fft_dtype"]) if name == "fft_magnitude" else LABEL_DTYPES[name]
+        for name, width in slice_widths(long_fft_bins).items():
+            dtype = np.dtype(storage["fft_dtype"]) if name in FFT_ARRAYS else LABEL_DTYPES[name]
             group.create_array(
                 name,
                 shape=(n_rows, width),
                 dtype=dtype,
                 chunks=(chunk_rows, width),
                 shards=(shard_rows, width),
-                compressors=compressors(storage, dtype.itemsize, fft=name == "fft_magnitude"),
+                compressors=compressors(storage, dtype.itemsize, fft=name in FFT_ARRAYS),
                 fill_value=FILL_VALUES[name],
                 config=WRITE_CONFIG,
             )
@@ -202,7 +222,9 @@ def _check_layout(path: Path, root: zarr.Group) -> None:
             raise UserError(f"{path}: missing group '{side}'")
         group = side_group(root, side)
         n_rows: int | None = None
-        for name, width in SLICE_WIDTHS.items():
+        if LONG_FFT in group and (len(array(group, LONG_FFT).shape) != 2 or not array(group, LONG_FFT).shape[1]):
+            raise UserError(f"{path}/{side}/{LONG_FFT}: shape {array(group, LONG_FFT).shape}, expected (rows, bins)")
+        for name, width in stored_slice_widths(group).items():
             if name not in group:
                 raise UserError(f"{path}/{side}: missing array '{name}'")
             shape = array(group, name).shape
@@ -219,7 +241,7 @@ def _check_layout(path: Path, root: zarr.Group) -> None:
                 raise UserError(
                     f"{path}/{side}/{name}: missing or not one entry per segment ({n_rows // frames_per_segment})"
                 )
-        for name in (*SLICE_WIDTHS, *SEGMENT_ARRAYS):
+        for name in (*stored_slice_widths(group), *SEGMENT_ARRAYS):
             _check_objects_present(path, side, name, array(group, name))
 
 
@@ -290,7 +312,7 @@ def raw_bytes(root: zarr.Group) -> int:
     total = 0
     for side in SIDES:
         group = side_group(root, side)
-        for name in SLICE_WIDTHS:
+        for name in stored_slice_widths(group):
             total += math.prod(array(group, name).shape) * array(group, name).dtype.itemsize
         total += array(group, "start_sample").shape[0] * 8
     return total

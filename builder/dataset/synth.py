@@ -92,6 +92,9 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise UserError("synth.corpora/train_banks: need at least one corpus and one train bank")
     if float(settings["test_fraction"]) > 0 and not settings["test_banks"]:
         raise UserError("synth.test_banks: test_fraction > 0 needs at least one test bank")
+    long_fft_bins = settings["long_fft_bins"]
+    if not isinstance(long_fft_bins, int) or isinstance(long_fft_bins, bool) or not 0 <= long_fft_bins <= 2048:
+        raise UserError(f"synth.long_fft_bins: expected 0 (none) or a number of bins up to 2048, got {long_fft_bins!r}")
     if settings["window"] not in WINDOWS:
         raise UserError(f"synth.window: expected one of {', '.join(WINDOWS)}, got {settings['window']!r}")
     if settings["bank_precision"] not in BANK_PRECISIONS:
@@ -121,20 +124,38 @@ class ShardBuffers:
     key_energy: np.ndarray
     key_active: np.ndarray
     key_onset: np.ndarray
+    fft_long_magnitude: np.ndarray | None = None  # only when synth.long_fft_bins > 0
 
     @classmethod
-    def allocate(cls, rows: int, fft_dtype: str) -> ShardBuffers:
+    def allocate(cls, rows: int, fft_dtype: str, long_fft_bins: int = 0) -> ShardBuffers:
         return cls(
             np.empty((rows, N_BINS), dtype=fft_dtype),
             np.empty((rows, N_KEYS), np.float32),
             np.empty((rows, N_KEYS), np.uint8),
             np.empty((rows, N_KEYS), np.uint8),
+            np.empty((rows, long_fft_bins), dtype=fft_dtype) if long_fft_bins else None,
         )
 
     def rows(self, count: int) -> ShardBuffers:
         return ShardBuffers(
-            self.fft_magnitude[:count], self.key_energy[:count], self.key_active[:count], self.key_onset[:count]
+            self.fft_magnitude[:count],
+            self.key_energy[:count],
+            self.key_active[:count],
+            self.key_onset[:count],
+            None if self.fft_long_magnitude is None else self.fft_long_magnitude[:count],
         )
+
+    def slice_values(self) -> dict[str, np.ndarray]:
+        """The per-row arrays by store name."""
+        values = {
+            "fft_magnitude": self.fft_magnitude,
+            "key_energy": self.key_energy,
+            "key_active": self.key_active,
+            "key_onset": self.key_onset,
+        }
+        if self.fft_long_magnitude is not None:
+            values[store.LONG_FFT] = self.fft_long_magnitude
+        return values
 
 
 def render_shard(engine: Any, plan: SegmentPlan, buffers: ShardBuffers, settings: dict[str, Any]) -> None:
@@ -157,6 +178,7 @@ def render_shard(engine: Any, plan: SegmentPlan, buffers: ShardBuffers, settings
         velocity_exponent=float(settings["velocity_exponent"]),
         window=settings["window"],
         tilt_pivot_hz=float(settings["augment"]["tilt_pivot_hz"]),
+        fft_long=buffers.fft_long_magnitude,
     )
 
 
@@ -227,7 +249,7 @@ def synthesize(
         root, records = open_work_store(
             out,
             fingerprint(settings, inputs, rows),
-            lambda path: store.create_store(path, rows, frames, storage),
+            lambda path: store.create_store(path, rows, frames, storage, settings["long_fft_bins"]),
             say,
         )
         with ThreadPoolExecutor(max_workers=storage["writers"], thread_name_prefix="zarr-writer") as writer:
@@ -334,7 +356,10 @@ def _synthesize_side(
     bank_names = np.array(settings[f"{side}_banks"], dtype=object)  # as params name them (name or path)
     piece_ids = np.array(table.piece_ids, dtype=object)
     writers = storage["writers"]
-    buffers = [ShardBuffers.allocate(min(shard_rows, n_rows), storage["fft_dtype"]) for _ in range(writers + 1)]
+    buffers = [
+        ShardBuffers.allocate(min(shard_rows, n_rows), storage["fft_dtype"], settings["long_fft_bins"])
+        for _ in range(writers + 1)
+    ]
     pending: deque[tuple[int, Future]] = deque()  # (rows of the shard, its write)
     for position, (shard, first_row) in enumerate(shards):
         count = min(shard_rows, n_rows - first_row)
@@ -377,13 +402,7 @@ def _write_shard(
     group = store.side_group(root, key[0])
     rows = slice(first_row, first_row + len(block.key_energy))
     segments = slice(first_segment, first_segment + len(segment_values["start_sample"]))
-    values = {
-        "fft_magnitude": block.fft_magnitude,
-        "key_energy": block.key_energy,
-        "key_active": block.key_active,
-        "key_onset": block.key_onset,
-        **segment_values,
-    }
+    values = {**block.slice_values(), **segment_values}
     for name, data in values.items():
         store.array(group, name)[segments if name in store.SEGMENT_ARRAYS else rows] = data
     statistics = store.empty_statistics()
@@ -411,7 +430,10 @@ def _side_statistics(records: dict[ShardKey, dict[str, Any]], side: str) -> dict
 def _shard_attrs(records: dict[ShardKey, dict[str, Any]], side: str) -> list[dict[str, Any]]:
     """What the store records of each shard of a side, in order: its rows and checksums (``builder verify``)."""
     return [
-        {"rows": record["rows"], "sha256": {name: record["sha256"][name] for name in CHECKED_ARRAYS}}
+        {
+            "rows": record["rows"],
+            "sha256": {name: record["sha256"][name] for name in CHECKED_ARRAYS if name in record["sha256"]},
+        }
         for (record_side, _), record in sorted(records.items())
         if record_side == side
     ]

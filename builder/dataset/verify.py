@@ -17,6 +17,7 @@ import numpy as np
 import zarr
 
 from builder.dataset.store import (
+    LONG_FFT,
     METADATA_ERRORS,
     SEGMENT_ARRAYS,
     SIDES,
@@ -31,7 +32,7 @@ from builder.dataset.store import (
 from pianoscribe.constants import N_KEYS
 from pianoscribe.errors import UserError
 
-CHECKED_ARRAYS = (*SLICE_WIDTHS, *SEGMENT_ARRAYS)
+CHECKED_ARRAYS = (*SLICE_WIDTHS, LONG_FFT, *SEGMENT_ARRAYS)  # a shard's record, in this order (those it has)
 
 
 def checksum(values: np.ndarray) -> str:
@@ -121,7 +122,7 @@ def _read_shard(
 ) -> dict[str, np.ndarray] | None:
     """Every array's values of one shard, or None after recording which array could not be decoded."""
     values = {}
-    for name in CHECKED_ARRAYS:
+    for name in (name for name in CHECKED_ARRAYS if name in group):
         rows = slice(first // frames, stop // frames) if name in SEGMENT_ARRAYS else slice(first, stop)
         try:
             values[name] = np.asarray(array(group, name)[rows])
@@ -137,7 +138,7 @@ def _read_shard(
 def _value_problems(values: dict[str, np.ndarray], allowed: dict[str, set[str]]) -> list[str]:
     """What is wrong with one shard's values (empty: nothing)."""
     problems = []
-    for name in ("fft_magnitude", "key_energy"):
+    for name in (name for name in ("fft_magnitude", LONG_FFT, "key_energy") if name in values):
         data = values[name].astype(np.float32)
         if not np.isfinite(data).all():
             problems.append(f"{name} holds {int((~np.isfinite(data)).sum())} non-finite values")

@@ -9,7 +9,7 @@ import scipy.signal
 from builder.banks import layer_for_velocity
 from builder.dataset import synth
 from builder.dataset.plan import SegmentPlan, noise_table, piece_table
-from builder.engine import load_bank_into, new_engine
+from builder.engine import fft_long_magnitude_of_audio, load_bank_into, new_engine
 from tests.builder.conftest import notes, tone_bank
 
 RELEASE = 2000  # samples
@@ -37,6 +37,7 @@ def run(
     tilt=0.0,
     frames=FRAMES,
     exponent=1.0,
+    long_bins=0,
 ):
     count = len(starts)
     plan = SegmentPlan(
@@ -49,7 +50,7 @@ def run(
         noise_offset=np.full(count, 1000, np.int64),
         tilt_db=np.full(count, tilt, np.float32),
     )
-    buffers = synth.ShardBuffers.allocate(count * frames, np.dtype(fft_dtype).name)
+    buffers = synth.ShardBuffers.allocate(count * frames, np.dtype(fft_dtype).name, long_bins)
     settings = {
         "frames_per_segment": frames,
         "release_seconds": RELEASE / 44100,
@@ -217,10 +218,11 @@ def test_same_plan_gives_identical_bytes_with_one_and_two_threads():
             noise=1e-4,
             tilt=0.7,
             frames=1,
+            long_bins=100,
         )
         for threads in (1, 2)
     ]
-    for name in ("fft_magnitude", "key_energy", "key_active", "key_onset"):
+    for name in ("fft_magnitude", "key_energy", "key_active", "key_onset", "fft_long_magnitude"):
         assert getattr(outputs[0], name).tobytes() == getattr(outputs[1], name).tobytes(), name
 
 
@@ -243,6 +245,45 @@ def test_analyze_equals_the_synthesized_spectrum():
     analyzed = np.empty((FRAMES, 512), np.float32)
     engine.analyze(audio.reshape(FRAMES, 1024), analyzed, "hann")
     assert np.array_equal(analyzed, run(engine, [0], window="hann").fft_magnitude)
+
+
+def long_window_reference(mix: np.ndarray, rows: int, bins: int) -> np.ndarray:
+    """Row i: |rfft| of the 4096 samples mix[1024 i, 1024 i + 4096) (mix starts 3 buffers before row 0) through a
+    periodic Hann window, / 4, bins 0..bins-1."""
+    window = scipy.signal.get_window("hann", 4096) / 4
+    return np.stack([np.abs(np.fft.rfft(mix[1024 * i : 1024 * i + 4096] * window))[:bins] for i in range(rows)])
+
+
+@pytest.mark.parametrize("start", [0, 5000])
+def test_long_window_rows_are_the_rfft_of_the_4096_samples_around_each_buffer(start):
+    bank = tone_bank()
+    rows = [(0.0, 0.2, 48, 70), (0.1, 0.5, 72, 110), (0.21, 0.3, 60, 50)]
+    engine = engine_with(bank, [notes(*rows)])
+    synthesized = run(engine, [start], window="hann", long_bins=192).fft_long_magnitude
+    mix, _ = reference_signal(bank, rows, start - 3072, SPAN + 3072)
+    expected = long_window_reference(mix, FRAMES, 192)
+    np.testing.assert_allclose(synthesized, expected, rtol=0, atol=1e-5 * expected.max())
+
+
+def test_the_long_window_changes_no_byte_of_the_other_arrays():
+    bank = tone_bank()
+    engine = engine_with(bank, [notes((0.0, 0.3, 60, 100), (0.1, 0.4, 48, 60))])
+    augment = {"window": "hann", "ratio": 1.004, "noise": 1e-4, "tilt": 0.8, "fft_dtype": np.float16}
+    without = run(engine, [3000, 7000], **augment)
+    with_long = run(engine, [3000, 7000], long_bins=64, **augment)
+    for name in ("fft_magnitude", "key_energy", "key_active", "key_onset"):
+        assert getattr(without, name).tobytes() == getattr(with_long, name).tobytes(), name
+    assert np.isfinite(with_long.fft_long_magnitude.astype(np.float32)).all()
+
+
+def test_analyze_long_equals_the_synthesized_long_rows():
+    bank = tone_bank()
+    rows = [(0.0, 0.2, 48, 70), (0.1, 0.5, 72, 110)]
+    engine = engine_with(bank, [notes(*rows)])
+    audio = np.zeros(SPAN, np.float32)
+    engine.render(0, 0, audio, release_samples=RELEASE, velocity_exponent=1.0)
+    analyzed = fft_long_magnitude_of_audio(audio, 192)
+    assert np.array_equal(analyzed, run(engine, [0], window="hann", long_bins=192).fft_long_magnitude)
 
 
 def test_bad_inputs_are_refused():

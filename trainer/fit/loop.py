@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from builder.dataset.store import SIDES, attributes, open_store, side_group, store_identity
+from pianoscribe.constants import N_BINS
 from pianoscribe.errors import UserError
 from trainer import data as data_module
 from trainer.fit.checkpoint import Checkpoint, EpochBackup, History, fingerprint, training_setup
@@ -81,8 +82,10 @@ def fit(
     store_watch = StoreWatch(data, store_identity(store))
     frames_per_segment = int(store_attrs["frames_per_segment"])
     window = str(store_attrs["params"]["window"])
+    long_fft = bool(settings["context"].get("long_fft", False)) and settings["arch"] == "context"
     train, test = (
-        data_module.StoreSplit(f"{data}/{side}", side_group(store, side), frames_per_segment) for side in SIDES
+        data_module.StoreSplit(f"{data}/{side}", side_group(store, side), frames_per_segment, long_fft)
+        for side in SIDES
     )
 
     keras.utils.set_random_seed(int(settings["seed"]))
@@ -90,7 +93,9 @@ def fit(
     feature_mean, feature_std, energy_scale = data_module.train_statistics(
         train, settings["compression"], int(settings["stats_rows"]), float(settings["energy_scale_percentile"])
     )
-    model, info = architectures.new_model(settings, window, feature_mean, feature_std, energy_scale)
+    model, info = architectures.new_model(
+        settings, window, feature_mean, feature_std, energy_scale, long_fft_bins=train.input_bins - N_BINS
+    )
     steps_per_epoch = data_module.steps_per_epoch(train, settings)
     compile_model(model, settings, total_steps=steps_per_epoch * int(settings["epochs"]))
     macs = architectures.macs_per_frame(model)

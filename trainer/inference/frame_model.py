@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pianoscribe.constants import N_BINS, N_KEYS
+from trainer.features import Featurizer
 from trainer.inference.networks import Network, open_network
 
 BLOCK_FRAMES = 512  # frames per model block (~12 s of audio)
@@ -33,10 +34,15 @@ class FrameModel:
         self.future_frames = int(self.info.lookahead_frames)
         self.block_frames = int(block_frames)
         self.batch_blocks = int(batch_blocks)
-        self.predict(np.zeros((1, int(self.info.context_frames), N_BINS), np.float32))  # warm up before any song
+        self.input_bins = N_BINS + int(self.info.long_fft_bins)  # 512 FFT bins, then the long window's if it reads them
+        self.predict(np.zeros((1, int(self.info.context_frames), self.input_bins), np.float32))  # warm up first
+
+    def featurizer(self, workers: int = -1) -> Featurizer:
+        """What turns this model's audio buffers into its input rows (one per buffer, as they arrive)."""
+        return Featurizer(self.window, int(self.info.long_fft_bins), workers)
 
     def predict(self, fft_magnitude: np.ndarray) -> dict[str, np.ndarray]:
-        """One model call on a batch ``[batch, time, 512]`` -> heads ``[batch, time, 88]`` (no blocking)."""
+        """One model call on a batch ``[batch, time, input bins]`` -> heads ``[batch, time, 88]`` (no blocking)."""
         return self.network.predict(fft_magnitude)
 
     @classmethod
@@ -47,7 +53,7 @@ class FrameModel:
         return cls(open_network(path, backend, warn), **kwargs)
 
     def heads(self, fft_magnitude: np.ndarray) -> dict[str, np.ndarray]:
-        """Heads for a whole sequence ``[time, 512]`` -> ``{active, onset, energy}`` each ``[time, 88]``."""
+        """Heads for a whole sequence ``[time, input bins]`` -> ``{active, onset, energy}`` each ``[time, 88]``."""
         runner = self.sequence_runner()
         return concatenate_heads([runner.feed(fft_magnitude), runner.finish()])
 
@@ -85,7 +91,7 @@ class SequenceRunner:
 
     def __init__(self, frame_model: FrameModel) -> None:
         self.frame_model = frame_model
-        self._pending = np.zeros((0, N_BINS), dtype=np.float32)
+        self._pending = np.zeros((0, frame_model.input_bins), dtype=np.float32)
         self._pending_start = 0  # global frame index of _pending[0]
         self._next_output = 0  # global frame index of the next frame to produce
         self._end = 0  # frames fed so far

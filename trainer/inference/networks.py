@@ -68,7 +68,7 @@ class KerasNetwork:
         # one graph for every (batch, time) shape: no retracing per song length
         self._compiled = tf.function(
             lambda fft_magnitude: model(fft_magnitude, training=False),
-            input_signature=[tf.TensorSpec([None, None, N_BINS], tf.float32)],
+            input_signature=[tf.TensorSpec([None, None, N_BINS + int(info.long_fft_bins)], tf.float32)],
             reduce_retracing=True,
         )
 

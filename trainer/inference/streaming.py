@@ -7,7 +7,6 @@ import collections
 import numpy as np
 
 from pianoscribe.constants import BUFFER_SIZE
-from trainer.features import fft_magnitude_of_buffers
 from trainer.inference.frame_model import FrameModel
 
 
@@ -24,6 +23,7 @@ class StreamingTranscriber:
         self.context_frames = int(frame_model.info.context_frames)
         self.lookahead_frames = int(frame_model.info.lookahead_frames)
         self._ring: collections.deque[np.ndarray] = collections.deque(maxlen=self.context_frames)
+        self._featurizer = frame_model.featurizer(workers=1)
         self._pushed = 0
         self._emitted = 0
         self.last_heads: dict[str, np.ndarray] | None = None
@@ -33,7 +33,7 @@ class StreamingTranscriber:
         buffer = np.asarray(buffer, np.float32).reshape(-1)
         if buffer.shape[0] != BUFFER_SIZE:
             raise ValueError(f"buffer: expected {BUFFER_SIZE} samples, got {buffer.shape[0]}")
-        self._ring.append(fft_magnitude_of_buffers(buffer[None, :], self.frame_model.window, workers=1)[0])
+        self._ring.append(self._featurizer.rows(buffer[None, :])[0])
         self._pushed += 1
         if self._pushed <= self.lookahead_frames:
             return None

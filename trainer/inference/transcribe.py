@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pianoscribe.constants import BUFFER_SIZE, SAMPLE_RATE
-from trainer.features import fft_magnitude_of_buffers, frame_times
+from trainer.features import frame_times
 from trainer.inference import audio as audio_module
 from trainer.inference.decode import DecodeSettings, decode_notes
 from trainer.inference.frame_model import FrameModel, concatenate_heads
@@ -57,6 +57,7 @@ def transcribe_audio(audio: np.ndarray, frame_model: FrameModel, decode: DecodeS
 def transcribe_blocks(blocks: Iterable[np.ndarray], frame_model: FrameModel, decode: DecodeSettings) -> Transcription:
     """Consecutive mono 44.1 kHz blocks -> frames (tail zero-padded) -> heads -> notes."""
     runner = frame_model.sequence_runner()
+    featurizer = frame_model.featurizer()
     carry = np.zeros(0, dtype=np.float32)
     n_samples = 0
     parts = []
@@ -67,11 +68,11 @@ def transcribe_blocks(blocks: Iterable[np.ndarray], frame_model: FrameModel, dec
         carry = samples[whole:]
         if whole:
             buffers = samples[:whole].reshape(-1, BUFFER_SIZE)
-            parts.append(runner.feed(fft_magnitude_of_buffers(buffers, frame_model.window)))
+            parts.append(runner.feed(featurizer.rows(buffers)))
     if len(carry):
         tail = np.zeros((1, BUFFER_SIZE), dtype=np.float32)
         tail[0, : len(carry)] = carry
-        parts.append(runner.feed(fft_magnitude_of_buffers(tail, frame_model.window)))
+        parts.append(runner.feed(featurizer.rows(tail)))
     parts.append(runner.finish())
     heads = concatenate_heads(parts)
     times = frame_times(len(heads["active"]))

@@ -15,6 +15,9 @@ carries everything inference needs (see ARCHITECTURE.md, "Model file").
   matrix, ``HarmonicSampler``), then one convolution over (``context_frames`` frames x 3 neighbouring keys)
   whose weights are shared by all 88 keys — pitch-equivariant, so what it learns about "a note with these
   partials" transfers to keys and pianos it saw less of. This path is what lifts the unseen-piano scores.
+  With ``long_fft`` the input's columns after the 512 are each frame's long window (``fft_long_magnitude``:
+  4096 samples, 10.8 Hz bins), and the harmonic path also reads every key's partials there: the bass's
+  partials, 27.5-55 Hz apart, are resolved only at that resolution.
   Time mixing in both paths sees past frames plus ``lookahead_frames`` future ones, zero-padded at the
   edges, so the output has the input's length and a streaming caller needs a ring of ``context_frames``
   buffers. A training-only random spectral envelope (``SpectralEnvelopeAugment``) imitates other pianos.
@@ -27,7 +30,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from pianoscribe.constants import N_BINS, N_KEYS
+from pianoscribe.constants import LONG_BIN_HZ, N_BINS, N_KEYS
 from pianoscribe.errors import UserError
 from pianoscribe.versions import library_versions
 from trainer.model.info import ModelInfo
@@ -37,6 +40,7 @@ from trainer.model.layers import (
     ModelInfoLayer,
     SpectralEnvelopeAugment,
     SpectralFeatures,
+    TakeColumns,
 )
 from trainer.model.model_file import FEATURES_LAYER_NAME, INFO_LAYER_NAME
 
@@ -44,10 +48,16 @@ ARCHITECTURES = ("context", "reference")
 
 
 def new_model(
-    settings: dict[str, Any], window: str, feature_mean: np.ndarray, feature_std: np.ndarray, energy_scale: float
+    settings: dict[str, Any],
+    window: str,
+    feature_mean: np.ndarray,
+    feature_std: np.ndarray,
+    energy_scale: float,
+    long_fft_bins: int = 0,
 ) -> tuple[keras.Model, ModelInfo]:
     """A fresh model of the ``fit`` settings' architecture and the ``ModelInfo`` it carries (thresholds are set
-    after training); ``window`` is the store's analysis window, the rest comes from the train split."""
+    after training); ``window`` is the store's analysis window, the rest comes from the train split;
+    ``long_fft_bins`` > 0: the input also holds each frame's long window (``fit.context.long_fft``)."""
     arch = settings["arch"]
     context_frames, lookahead_frames = context_of(arch, settings)
     info = ModelInfo(
@@ -58,6 +68,7 @@ def new_model(
         energy_scale=energy_scale,
         min_note_seconds=float(settings["min_note_seconds"]),
         versions=library_versions("pianoscribe", "tensorflow", "tensorflow-cpu", "keras", "numpy"),
+        long_fft_bins=long_fft_bins,
     )
     return build_model(arch, settings, info, feature_mean, feature_std), info
 
@@ -68,18 +79,32 @@ def build_model(
     """A fresh, uncompiled model ``arch`` with the train split's featurization statistics baked in."""
     if arch not in ARCHITECTURES:
         raise UserError(f"fit.arch: expected one of {', '.join(ARCHITECTURES)}, got {arch!r}")
-    fft_magnitude = keras.Input(shape=(None, N_BINS), name="fft_magnitude", dtype="float32")
+    long_bins = int(info.long_fft_bins)
+    if long_bins and arch != "context":
+        raise UserError(f"fit.context.long_fft: only the context architecture reads the long window, not {arch}")
+    input_name = "fft_magnitude_and_long" if long_bins else "fft_magnitude"
+    fft_magnitude = keras.Input(shape=(None, N_BINS + long_bins), name=input_name, dtype="float32")
     passed = ModelInfoLayer(info.to_dict(), name=INFO_LAYER_NAME)(fft_magnitude)
     envelope_db, bass_cut_db = (settings["context"].get(name, 0.0) for name in ("envelope_db", "bass_cut_db"))
     if arch == "context" and (envelope_db > 0 or bass_cut_db > 0):
         passed = SpectralEnvelopeAugment(
-            envelope_db, seed=int(settings["seed"]), bass_cut_db=bass_cut_db, name="envelope_augment"
+            envelope_db,
+            seed=int(settings["seed"]),
+            bass_cut_db=bass_cut_db,
+            long_fft_bins=long_bins,
+            name="envelope_augment",
         )(passed)
-    features = SpectralFeatures(settings["compression"], feature_mean, feature_std, name=FEATURES_LAYER_NAME)(passed)
+    features = SpectralFeatures(
+        settings["compression"], feature_mean, feature_std, bins=N_BINS + long_bins, name=FEATURES_LAYER_NAME
+    )(passed)
     if arch == "reference":
         hidden = _reference_trunk(features, settings)
     else:
-        hidden = _context_trunk(features, settings, info)
+        long_features = None
+        if long_bins:
+            long_features = TakeColumns(N_BINS, N_BINS + long_bins, name="long_columns")(features)
+            features = TakeColumns(0, N_BINS, name="fft_columns")(features)
+        hidden = _context_trunk(features, settings, info, long_features)
     outputs = {
         "active": keras.layers.Dense(N_KEYS, activation="sigmoid", name="active")(hidden),
         "onset": keras.layers.Dense(N_KEYS, activation="sigmoid", name="onset")(hidden),
@@ -116,7 +141,7 @@ def _reference_trunk(features, settings):
     return keras.layers.Dropout(settings["reference"]["dropout"], name="ref_dropout")(hidden)
 
 
-def _context_trunk(features, settings, info: ModelInfo):
+def _context_trunk(features, settings, info: ModelInfo, long_features=None):
     config = settings["context"]
     spectrum = _per_frame_spectrum(features)
     hidden = spectrum
@@ -135,15 +160,21 @@ def _context_trunk(features, settings, info: ModelInfo):
         hidden
     )
     if config.get("harmonics", 0) > 0:
-        hidden = keras.layers.Concatenate(name="with_harmonic")([hidden, _harmonic_branch(features, config, info)])
+        harmonic = _harmonic_branch(features, config, info, long_features)
+        hidden = keras.layers.Concatenate(name="with_harmonic")([hidden, harmonic])
     return keras.layers.Dropout(config["dropout"], name="time_dropout")(hidden)
 
 
-def _harmonic_branch(features, config, info: ModelInfo):
-    """Per key: its partials over ``context_frames`` frames and its neighbour keys, weights shared by all keys."""
-    partials = HarmonicSampler(config["harmonics"], config.get("harmonic_divisions", [1]), name="harmonic_sampler")(
-        features
-    )
+def _harmonic_branch(features, config, info: ModelInfo, long_features=None):
+    """Per key: its partials over ``context_frames`` frames and its neighbour keys, weights shared by all keys;
+    with ``long_features``, its partials in the long window too (more points per key, the same filters)."""
+    divisions = config.get("harmonic_divisions", [1])
+    partials = HarmonicSampler(config["harmonics"], divisions, name="harmonic_sampler")(features)
+    if long_features is not None:
+        long_partials = HarmonicSampler(
+            config["harmonics"], divisions, bins=info.long_fft_bins, bin_hz=LONG_BIN_HZ, name="long_harmonic_sampler"
+        )(long_features)
+        partials = keras.layers.Concatenate(name="with_long_partials")([partials, long_partials])
     if info.context_frames > 1:
         partials = FrameContextPadding(info.context_frames, info.lookahead_frames, name="harmonic_time_padding")(
             partials
@@ -169,7 +200,7 @@ def macs_per_frame(model: keras.Model) -> int:
             fan_in = int(layer.kernel.shape[0])
             per_frame_outputs = int(np.prod(layer.output.shape[2:]))
         elif isinstance(layer, HarmonicSampler):
-            fan_in, per_frame_outputs = N_BINS, N_KEYS * len(layer.multiples)  # a dense matmul by a fixed matrix
+            fan_in, per_frame_outputs = layer.bins, N_KEYS * len(layer.multiples)  # a dense matmul by a fixed matrix
         else:
             continue
         total += fan_in * per_frame_outputs

@@ -30,6 +30,7 @@ class ModelInfo:
     frame_threshold: float = 0.5
     min_note_seconds: float = 0.05
     versions: dict[str, str] = dataclasses.field(default_factory=dict)  # libraries it was trained with
+    long_fft_bins: int = 0  # > 0: the input's columns after the 512 FFT bins are the long window's (features.py)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from pianoscribe import keyboard
-from pianoscribe.constants import BUFFER_SIZE, HIGHEST_KEY, LOWEST_KEY, N_BINS, N_KEYS, SAMPLE_RATE
+from pianoscribe.constants import BUFFER_SIZE, HIGHEST_KEY, LONG_BIN_HZ, LOWEST_KEY, N_BINS, N_KEYS, SAMPLE_RATE
 from pianoscribe.errors import UserError
 from trainer.model.info import ModelInfo
 
@@ -51,19 +51,20 @@ class SpectralFeatures(keras.layers.Layer):
     ulp of 1 (1.2e-7 absolute) for the ``x >= 0`` this layer sees (docs/inference.md measures it).
     """
 
-    def __init__(self, compression: float, mean=None, std=None, **kwargs):
+    def __init__(self, compression: float, mean=None, std=None, bins: int = N_BINS, **kwargs):
         super().__init__(**kwargs)
         self.compression = float(compression)
+        self.bins = int(bins)  # 512, or 512 + long_fft_bins
         self._initial_mean = None if mean is None else np.asarray(mean, np.float32)
         self._initial_std = None if std is None else np.asarray(std, np.float32)
 
     def build(self, input_shape):
-        if input_shape[-1] != N_BINS:
-            raise UserError(f"model input: expected {N_BINS} FFT bins, got {input_shape[-1]}")
+        if input_shape[-1] != self.bins:
+            raise UserError(f"model input: expected {self.bins} FFT bins, got {input_shape[-1]}")
         mean_init = "zeros" if self._initial_mean is None else keras.initializers.Constant(self._initial_mean)
         std_init = "ones" if self._initial_std is None else keras.initializers.Constant(self._initial_std)
-        self.mean = self.add_weight(shape=(N_BINS,), initializer=mean_init, trainable=False, name="mean")
-        self.std = self.add_weight(shape=(N_BINS,), initializer=std_init, trainable=False, name="std")
+        self.mean = self.add_weight(shape=(self.bins,), initializer=mean_init, trainable=False, name="mean")
+        self.std = self.add_weight(shape=(self.bins,), initializer=std_init, trainable=False, name="std")
 
     def call(self, fft_magnitude):
         compressed = keras.ops.log(1.0 + self.compression * keras.ops.cast(fft_magnitude, "float32"))
@@ -73,7 +74,7 @@ class SpectralFeatures(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "compression": self.compression}
+        return {**super().get_config(), "compression": self.compression, "bins": self.bins}
 
 
 @keras.saving.register_keras_serializable(package="pianoscribe")
@@ -123,22 +124,35 @@ class SpectralEnvelopeAugment(keras.layers.Layer):
 
     BASS_CUT_CORNER_HZ = (40.0, 300.0)
 
-    def __init__(self, max_db: float, control_points: int = 8, seed: int = 0, bass_cut_db: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        max_db: float,
+        control_points: int = 8,
+        seed: int = 0,
+        bass_cut_db: float = 0.0,
+        long_fft_bins: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.max_db = float(max_db)
         self.control_points = int(control_points)
         self.seed = int(seed)
         self.bass_cut_db = float(bass_cut_db)
+        self.long_fft_bins = int(long_fft_bins)  # columns after the 512: the long window's bins, the same envelope
         self.seed_generator = keras.random.SeedGenerator(self.seed)
-        octaves = np.log2(np.maximum(np.arange(N_BINS), 1.0))  # bin 0 and 1 share the lowest point
-        positions = octaves / octaves.max() * (self.control_points - 1)
+        # each column's frequency in units of the 1024-sample FFT's bins (the envelope's axis)
+        short_bins = np.arange(N_BINS, dtype=np.float64)
+        long_bins = np.arange(self.long_fft_bins) * LONG_BIN_HZ / (SAMPLE_RATE / BUFFER_SIZE)
+        columns = np.concatenate([short_bins, long_bins])
+        octaves = np.log2(np.maximum(columns, 1.0)) / np.log2(N_BINS - 1)  # below bin 1: the lowest point
+        positions = octaves * (self.control_points - 1)
         below = np.clip(np.floor(positions).astype(int), 0, self.control_points - 2)
         weight_above = positions - below
-        interpolation = np.zeros((self.control_points, N_BINS), np.float32)
-        interpolation[below, np.arange(N_BINS)] = 1.0 - weight_above
-        interpolation[below + 1, np.arange(N_BINS)] = weight_above
+        interpolation = np.zeros((self.control_points, len(columns)), np.float32)
+        interpolation[below, np.arange(len(columns))] = 1.0 - weight_above
+        interpolation[below + 1, np.arange(len(columns))] = weight_above
         self.interpolation = interpolation
-        bin_hz = np.maximum(np.arange(N_BINS), 0.5) * SAMPLE_RATE / BUFFER_SIZE  # bin 0 counts as half a bin
+        bin_hz = np.maximum(columns, 0.5) * SAMPLE_RATE / BUFFER_SIZE  # bin 0 counts as half a (short) bin
         self.bin_octave = np.log2(bin_hz).astype(np.float32)
 
     def call(self, fft_magnitude, training=None):
@@ -167,6 +181,7 @@ class SpectralEnvelopeAugment(keras.layers.Layer):
             "control_points": self.control_points,
             "seed": self.seed,
             "bass_cut_db": self.bass_cut_db,
+            "long_fft_bins": self.long_fft_bins,
         }
 
 
@@ -185,22 +200,31 @@ class HarmonicSampler(keras.layers.Layer):
     top of it is shared by all keys and does not depend on one instrument's timbre.
     """
 
-    def __init__(self, harmonics: int, divisions: tuple[int, ...] | list[int] = (1,), **kwargs):
+    def __init__(
+        self,
+        harmonics: int,
+        divisions: tuple[int, ...] | list[int] = (1,),
+        bins: int = N_BINS,
+        bin_hz: float = SAMPLE_RATE / BUFFER_SIZE,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.harmonics = int(harmonics)
         self.divisions = tuple(int(division) for division in divisions)
+        self.bins = int(bins)  # the spectrum it reads: 512 bins of 43 Hz, or the long window's of 10.8 Hz
+        self.bin_hz = float(bin_hz)
         self.multiples = harmonic_multiples(self.harmonics, self.divisions)
         fundamentals = keyboard.key_frequency(np.arange(LOWEST_KEY, HIGHEST_KEY + 1))
-        positions = fundamentals[:, None] * self.multiples / (SAMPLE_RATE / BUFFER_SIZE)
+        positions = fundamentals[:, None] * self.multiples / self.bin_hz
         n_positions = len(self.multiples)
-        sampler = np.zeros((N_BINS, N_KEYS, n_positions), np.float32)
+        sampler = np.zeros((self.bins, N_KEYS, n_positions), np.float32)
         below = np.floor(positions).astype(int)
         weight_above = (positions - below).astype(np.float32)
         keys, points = np.meshgrid(np.arange(N_KEYS), np.arange(n_positions), indexing="ij")
-        inside = below + 1 < N_BINS
+        inside = below + 1 < self.bins
         sampler[below[inside], keys[inside], points[inside]] = 1.0 - weight_above[inside]
         sampler[below[inside] + 1, keys[inside], points[inside]] = weight_above[inside]
-        self.sampler = sampler.reshape(N_BINS, N_KEYS * n_positions)
+        self.sampler = sampler.reshape(self.bins, N_KEYS * n_positions)
 
     def call(self, features):
         sampled = keras.ops.matmul(features, keras.ops.convert_to_tensor(self.sampler))
@@ -211,7 +235,31 @@ class HarmonicSampler(keras.layers.Layer):
         return (input_shape[0], input_shape[1], N_KEYS, len(self.multiples))
 
     def get_config(self):
-        return {**super().get_config(), "harmonics": self.harmonics, "divisions": list(self.divisions)}
+        return {
+            **super().get_config(),
+            "harmonics": self.harmonics,
+            "divisions": list(self.divisions),
+            "bins": self.bins,
+            "bin_hz": self.bin_hz,
+        }
+
+
+@keras.saving.register_keras_serializable(package="pianoscribe")
+class TakeColumns(keras.layers.Layer):
+    """``[..., columns]`` -> ``[..., start:stop]``: the 512 FFT bins or the long window's bins of a model input."""
+
+    def __init__(self, start: int, stop: int, **kwargs):
+        super().__init__(**kwargs)
+        self.start, self.stop = int(start), int(stop)
+
+    def call(self, inputs):
+        return inputs[..., self.start : self.stop]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.stop - self.start)
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
 
 
 def harmonic_multiples(harmonics: int, divisions: tuple[int, ...]) -> np.ndarray:

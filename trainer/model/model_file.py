@@ -85,8 +85,10 @@ def load_model(path: Path | str) -> tuple[keras.Model, ModelInfo]:
 def check_featurization(model: keras.Model, info: ModelInfo, path: Path | str) -> None:
     """The model must take 512-bin slices of 1024-sample buffers at 44.1 kHz and carry its own features layer."""
     problems = grid_problems(info)
-    if tuple(model.inputs[0].shape[2:]) != (N_BINS,):
-        problems.append(f"input has shape {tuple(model.inputs[0].shape)}, expected (batch, time, {N_BINS})")
+    if tuple(model.inputs[0].shape[2:]) != (N_BINS + info.long_fft_bins,):
+        problems.append(
+            f"input has shape {tuple(model.inputs[0].shape)}, expected (batch, time, {N_BINS + info.long_fft_bins})"
+        )
     if not any(isinstance(layer, SpectralFeatures) for layer in model.layers):
         problems.append("no featurization layer inside")
     missing_heads = set(HEADS) - set(model.output_names if hasattr(model, "output_names") else [])

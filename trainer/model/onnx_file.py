@@ -58,7 +58,7 @@ def export_onnx(keras_path: Path | str, onnx_path: Path | str | None = None) -> 
     """Export the model in ``keras_path`` to ONNX (default: its twin ``NAME.onnx``), atomically; returns the path.
 
     The graph is the model's inference pass (training-only layers pass their input through) for any batch and
-    sequence length, ``fft_magnitude [batch, time, 512]`` in, heads ``[batch, time, 88]`` out.
+    sequence length, ``fft_magnitude [batch, time, 512 (+ long_fft_bins)]`` in, heads ``[batch, time, 88]`` out.
     """
     import onnx
     import tensorflow as tf
@@ -73,7 +73,8 @@ def export_onnx(keras_path: Path | str, onnx_path: Path | str | None = None) -> 
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{onnx_path.name}.", dir=onnx_path.parent) as folder:
         raw_path = Path(folder) / "raw.onnx"
-        signature = [tf.TensorSpec([None, None, N_BINS], tf.float32, name=INPUT_NAME)]
+        input_bins = N_BINS + int(info.long_fft_bins)  # the long window's bins follow the FFT's
+        signature = [tf.TensorSpec([None, None, input_bins], tf.float32, name=INPUT_NAME)]
         model.export(str(raw_path), format="onnx", verbose=False, input_signature=signature, opset_version=OPSET)
         proto = onnx.load(str(raw_path))
     interpolations_as_gathers(proto)
@@ -276,9 +277,10 @@ def load_onnx(path: Path | str, threads: int = 0) -> tuple[Any, ModelInfo, str]:
         raise UserError(f"{path}: its model info cannot be read ({error})") from error
     problems = grid_problems(info)
     inputs = session.get_inputs()
-    if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].shape[2:] != [N_BINS]:
+    input_bins = N_BINS + int(info.long_fft_bins)
+    if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].shape[2:] != [input_bins]:
         found = [(value.name, value.shape) for value in inputs]
-        problems.append(f"input is {found}, expected {INPUT_NAME} [batch, time, {N_BINS}]")
+        problems.append(f"input is {found}, expected {INPUT_NAME} [batch, time, {input_bins}]")
     outputs = {value.name: value.shape for value in session.get_outputs()}
     missing = [head for head in HEADS if head not in outputs or outputs[head][2:] != [N_KEYS]]
     if missing:

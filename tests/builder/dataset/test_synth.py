@@ -157,3 +157,21 @@ def test_versions_of_one_chorale_fall_on_the_same_side():
     for seed in range(40):
         sides = {piece_side(f"chorales/bwv248.23{suffix}", seed, 0.5) for suffix in ("", "-2", "-s")}
         assert len(sides) == 1
+
+
+def test_long_fft_bins_add_the_long_window_array_and_change_nothing_else(tiny_files, tmp_path, written):
+    from builder.dataset.inspect import describe_store
+    from builder.dataset.verify import verify_store
+
+    path, settings, _ = written
+    settings = {**settings, "long_fft_bins": 96}
+    write(settings, tmp_path / "long.zarr")
+    with_long, without = store.open_store(tmp_path / "long.zarr"), store.open_store(path)
+    for side in store.SIDES:
+        assert with_long[side][store.LONG_FFT].shape == (without[side]["fft_magnitude"].shape[0], 96)
+        assert with_long[side][store.LONG_FFT].dtype == without[side]["fft_magnitude"].dtype
+        for name in ARRAYS:
+            assert np.array_equal(with_long[side][name][:], without[side][name][:]), (side, name)
+        assert store.LONG_FFT not in without[side]
+    assert verify_store(tmp_path / "long.zarr").ok
+    assert any(store.LONG_FFT in line for line in describe_store(tmp_path / "long.zarr"))
