@@ -19,6 +19,7 @@ import hashlib
 import heapq
 import json
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +76,9 @@ def export_onnx(keras_path: Path | str, onnx_path: Path | str | None = None) -> 
         raw_path = Path(folder) / "raw.onnx"
         input_bins = N_BINS + int(info.long_fft_bins)  # the long window's bins follow the FFT's
         signature = [tf.TensorSpec([None, None, input_bins], tf.float32, name=INPUT_NAME)]
-        model.export(str(raw_path), format="onnx", verbose=False, input_signature=signature, opset_version=OPSET)
+        with warnings.catch_warnings():  # tf2onnx's own FutureWarning about np.object is not the user's concern
+            warnings.simplefilter("ignore", FutureWarning)
+            model.export(str(raw_path), format="onnx", verbose=False, input_signature=signature, opset_version=OPSET)
         proto = onnx.load(str(raw_path))
     interpolations_as_gathers(proto)
     canonicalize(proto)
