@@ -62,7 +62,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "fit": {
         "arch": "context",
-        "epochs": 15,
+        "epochs": 8,
         "batch_size": 256,
         "learning_rate": 0.001,
         "lr_schedule": "cosine",
@@ -73,7 +73,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "loss_weights": {"active": 1.0, "onset": 1.0, "energy": 0.5},
         "positive_weight": {"active": 2.0, "onset": 10.0},
         "compression": 100.0,
-        "steps_per_epoch": 0,
+        "steps_per_epoch": 1200,
         "val_steps": 0,
         "stats_rows": 65536,
         "energy_scale_percentile": 99.0,

@@ -103,6 +103,7 @@ def piano_model(tmp_path_factory) -> PianoModel:
     fit_settings.update(
         {
             "epochs": 12,
+            "steps_per_epoch": 0,  # whole passes over this small store
             "batch_size": 64,
             "learning_rate": 0.003,
             "context": {
