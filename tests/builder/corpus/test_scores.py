@@ -14,11 +14,11 @@ from builder.corpus.sources import score_reading, scores
 from pianoscribe.errors import UserError
 
 # the brief's list, written out independently of the code it checks
-AGREED_ALLOWED = set(
-    "palestrina monteverdi beethoven josquin trecento corelli handel"
-    " luca ciconia lusitano johnson_j_r liliuokalani webern"
-    " ryansMammoth oneills1850 essenFolksong airdsAirs".split()
-)
+AGREED_ALLOWED = {
+    *("palestrina", "monteverdi", "beethoven", "josquin", "trecento", "corelli", "handel"),
+    *("luca", "ciconia", "lusitano", "johnson_j_r", "liliuokalani", "webern"),
+    *("ryansMammoth", "oneills1850", "essenFolksong", "airdsAirs"),
+}
 NAMED_RESERVED = {
     "joplin",
     "chopin",
