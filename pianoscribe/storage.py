@@ -90,7 +90,11 @@ class StoreLocation:
 
     @contextlib.contextmanager
     def reaching(self) -> Iterator[None]:
-        """Failures to reach a URL (no backend installed, no credentials, no bucket, no network) as one line."""
+        """Failures to reach a URL (no backend installed, no credentials, no bucket, no network) as one line;
+        a local path's errors pass as they are."""
+        if not self.is_remote:
+            yield
+            return
         try:
             yield
         except UserError:
@@ -100,6 +104,10 @@ class StoreLocation:
             extra = BACKEND_EXTRAS.get(scheme.group(1) if scheme else "", "")
             hint = f'; install it with pip install ".[{extra}]"' if extra else ""
             raise UserError(f"{self.text}: no fsspec backend for this URL ({one_line(error)}){hint}") from error
+        except ValueError as error:
+            if not str(error).startswith("Protocol not known"):
+                raise UserError(f"{self.text}: {type(error).__name__}: {one_line(error)}") from error
+            raise UserError(f"{self.text}: no fsspec backend for this URL ({one_line(error)})") from error
         except Exception as error:  # botocore, aiohttp, gcsfs ... each raise their own kinds
             raise UserError(f"{self.text}: cannot be reached ({type(error).__name__}: {one_line(error)})") from error
 

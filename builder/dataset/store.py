@@ -172,10 +172,9 @@ METADATA_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, 
 
 def open_group(location: StoreLocation, mode: AccessModeLiteral, **options: Any) -> zarr.Group:
     """``zarr.open_group`` on a local folder or, through zarr's ``FsspecStore``, a URL with its storage options."""
-    with location.reaching():
-        return zarr.open_group(
-            location.zarr_target(), mode=mode, storage_options=location.zarr_storage_options(), **options
-        )
+    return zarr.open_group(
+        location.zarr_target(), mode=mode, storage_options=location.zarr_storage_options(), **options
+    )
 
 
 def open_store(path: StoreLocation | Path | str) -> zarr.Group:
@@ -187,8 +186,6 @@ def open_store(path: StoreLocation | Path | str) -> zarr.Group:
         raise UserError(f"{path}: no dataset here; write one with `builder synth --out {path}`")
     try:
         root = open_group(path, mode="r")
-    except UserError:
-        raise
     except (FileNotFoundError, *METADATA_ERRORS) as error:
         raise UserError(f"{path}: not a Zarr dataset ({type(error).__name__})") from error
     try:
