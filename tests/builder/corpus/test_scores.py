@@ -14,11 +14,12 @@ from builder.corpus.sources import score_reading, scores
 from pianoscribe.errors import UserError
 
 # the brief's list, written out independently of the code it checks
-AGREED_ALLOWED = {
-    *("palestrina", "monteverdi", "beethoven", "josquin", "trecento", "corelli", "handel"),
-    *("luca", "ciconia", "lusitano", "johnson_j_r", "liliuokalani", "webern"),
-    *("ryansMammoth", "oneills1850", "essenFolksong", "airdsAirs"),
-}
+AGREED_ALLOWED_TEXT = (
+    "palestrina monteverdi beethoven josquin trecento corelli handel"
+    " luca ciconia lusitano johnson_j_r liliuokalani webern"
+    " ryansMammoth oneills1850 essenFolksong airdsAirs"
+)
+AGREED_ALLOWED = set(AGREED_ALLOWED_TEXT.split())
 NAMED_RESERVED = {
     "joplin",
     "chopin",
