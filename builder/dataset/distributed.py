@@ -43,6 +43,9 @@ from pianoscribe.storage import StoreLocation
 PLUGIN_NAME = "pianoscribe-synth-inputs"
 LOCAL_PREFIX = "local:"
 TASK_RETRIES = 3  # a task that raised runs again this many times (a worker that died is Dask's allowed-failures)
+# threads of a local worker: while one task writes (compresses) its shard, the next one renders (one render at a
+# time per engine), as the threaded run overlaps its writer threads with the engine
+LOCAL_THREADS_PER_WORKER = 2
 CONNECT_TIMEOUT = "30s"
 
 
@@ -112,14 +115,14 @@ def render_shard_task(span: ShardSpan) -> dict[str, Any]:
 def connect(address: str) -> Iterator[tuple[Client, int | None]]:
     """A client of the cluster ``address`` names, and the local worker count (None for a remote scheduler).
 
-    ``local:N`` starts N worker processes of one thread each on this machine (each engine then gets its share
-    of the cores) and stops them at the end."""
+    ``local:N`` starts N worker processes on this machine (each engine then gets its share of the cores), of
+    ``LOCAL_THREADS_PER_WORKER`` threads each, and stops them at the end."""
     if address.startswith(LOCAL_PREFIX):
         workers = int(address.removeprefix(LOCAL_PREFIX))
         with (
             LocalCluster(
                 n_workers=workers,
-                threads_per_worker=1,
+                threads_per_worker=LOCAL_THREADS_PER_WORKER,
                 processes=True,
                 dashboard_address=None,
                 silence_logs=logging.CRITICAL,

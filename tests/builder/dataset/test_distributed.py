@@ -49,7 +49,7 @@ def test_two_worker_processes_write_the_threaded_store_byte_for_byte(tiny_files,
     said: list[str] = []
     path = tmp_path / "dataset.zarr"
     synthesize_store(dask_settings(tiny_files, "local:2"), path, tmp_path, say=said.append)
-    assert any(line.startswith("dask: 2 workers, 2 threads") for line in said), said
+    assert any(line.startswith("dask: 2 workers, 4 threads") for line in said), said
     assert tree_bytes(path) == tree_bytes(threaded_store)  # every file: shards, metadata, attributes
 
 
