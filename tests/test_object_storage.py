@@ -1,6 +1,7 @@
 """The pipeline on object storage: a real S3-compatible server (moto's, started here on 127.0.0.1 and stopped after),
-``builder synth --out s3://...``, then ``builder inspect``/``verify`` and one ``trainer fit`` epoch reading it, each
-command in its own process as a user runs it, credentials and endpoint the usual AWS way or as storage options."""
+``builder synth --out s3://...`` (threaded, and again on two Dask workers: the same objects), then ``builder
+inspect``/``verify`` and one ``trainer fit`` epoch reading it, each command in its own process as a user runs it,
+credentials and endpoint the usual AWS way or as storage options."""
 
 from __future__ import annotations
 
@@ -62,6 +63,11 @@ def run(command: list[str], cwd: Path, environment: dict[str, str]) -> str:
     return result.stdout + result.stderr
 
 
+def stored_objects(bucket, url: str) -> dict[str, bytes]:
+    root = url.removeprefix("s3://")
+    return {key.removeprefix(root): bucket.cat_file(key) for key in sorted(bucket.find(root))}
+
+
 @pytest.mark.slow
 def test_synth_inspect_verify_and_fit_on_s3(s3_endpoint, tmp_path):
     import s3fs
@@ -88,6 +94,12 @@ def test_synth_inspect_verify_and_fit_on_s3(s3_endpoint, tmp_path):
     assert f"{STORE}  Zarr v3, format 2, complete" in inspect
     verify = run([str(BIN / "builder"), "verify", STORE], tmp_path, with_endpoint)
     assert "no problems" in verify
+
+    # Dask workers write their shards straight to the bucket: the same objects, byte for byte
+    dask_store = f"s3://{BUCKET}/runs/dask.zarr"
+    run([str(BIN / "builder"), "synth", "--out", dask_store, "--dask", "local:2"], tmp_path, with_endpoint)
+    bucket = s3fs.S3FileSystem(key="test", secret="test", endpoint_url=s3_endpoint)
+    assert stored_objects(bucket, STORE) == stored_objects(bucket, dask_store)
 
     fit = run([str(BIN / "trainer"), "fit", "--data", STORE, "--model", "models/model.keras"], tmp_path, with_endpoint)
     assert f"on {STORE}: train" in fit and "epoch 1/1:" in fit
