@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.setup-done
 # Every dependency is pinned in $(LOCK) (complete, all platforms): the same versions, the same bytes everywhere.
 LOCK := requirements/lock.txt
-LOCK_EXTRAS := --extra test --extra dev
+LOCK_EXTRAS := --extra test --extra dev --extra dask --extra s3
 PIP_VERSION := 26.3
 UV_VERSION := 0.13.9
 NATIVE := $(wildcard native/*.cpp native/*.hpp native/*.h native/CMakeLists.txt native/third_party/*)

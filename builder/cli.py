@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pianoscribe.atomic import check_replaceable
-from pianoscribe.cli import Debug, ParamsFile, console, make_app, run_reporting_errors
+from pianoscribe.cli import Debug, ParamsFile, StorageOptions, console, make_app, run_reporting_errors, store_location
 from pianoscribe.params import apply_overrides, load_params
 
 app = make_app("Build sample banks, note corpora and the sharded Zarr dataset of FFT slices.")
@@ -104,9 +104,21 @@ def corpus(
 @app.command()
 def synth(
     n: Annotated[int | None, typer.Option("--n", help="FFT slices in total, train + test (params: synth.n).")] = None,
-    out: Annotated[Path, typer.Option(help="The Zarr store to write.")] = Path("data/dataset.zarr"),
+    out: Annotated[
+        str, typer.Option(help="The Zarr store to write: a folder, or a URL (s3://bucket/key.zarr, gs://, memory://).")
+    ] = "data/dataset.zarr",
     seed: Annotated[int | None, typer.Option(help="Seed of positions, split and augmentation.")] = None,
     threads: Annotated[int | None, typer.Option(help="Engine threads (0 = all cores).")] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            metavar="ADDRESS",
+            help="Render the shards as tasks of a Dask cluster: local:N (N worker processes here) or a scheduler "
+            "address (params: synth.dask.address). The same bytes as without.",
+        ),
+    ] = None,
+    storage_option: StorageOptions = None,
     params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
@@ -119,9 +131,10 @@ def synth(
 
     def body() -> None:
         params = load_params(params_file)
-        settings = synth_module.check_settings(
-            apply_overrides(params.section("synth", _warn), {"n": n, "seed": seed, "threads": threads})
-        )
+        settings = apply_overrides(params.section("synth", _warn), {"n": n, "seed": seed, "threads": threads})
+        settings["dask"] = apply_overrides(settings["dask"], {"address": dask})
+        settings = synth_module.check_settings(settings)
+        location = store_location(out, storage_option)
         bank_settings, corpus_settings = params.section("bank", _warn), params.section("corpus", _warn)
         # the inputs first: a missing built-in bank or corpus is built here, saying so
         corpus_paths = {
@@ -149,14 +162,14 @@ def synth(
         with bar:
             summary = synth_module.synthesize(
                 settings,
-                out,
+                location,
                 bank_paths,
                 corpus_paths,
                 cache_dir=DATA_DIR / "cache",
                 progress=progress,
                 say=bar.console.print,
             )
-        for line in synth_module.summary_lines(summary, out):
+        for line in synth_module.summary_lines(summary, location):
             console.print(line)
 
     run_reporting_errors(body, debug)
@@ -188,16 +201,22 @@ def render(
     run_reporting_errors(body, debug)
 
 
+StoreArgument = Annotated[
+    str, typer.Argument(help="A dataset written by `builder synth`: a folder or a URL (s3://bucket/key.zarr ...).")
+]
+
+
 @app.command()
 def inspect(
-    store: Annotated[Path, typer.Argument(help="A dataset written by `builder synth`.")] = Path("data/dataset.zarr"),
+    store: StoreArgument = "data/dataset.zarr",
+    storage_option: StorageOptions = None,
     debug: Debug = False,
 ) -> None:
     """Describe a dataset: shapes, split, banks, per-key counts and label statistics."""
     from builder.dataset.inspect import describe_store
 
     def body() -> None:
-        for line in describe_store(store):
+        for line in describe_store(store_location(store, storage_option)):
             console.print(line, soft_wrap=True)
 
     run_reporting_errors(body, debug)
@@ -205,7 +224,8 @@ def inspect(
 
 @app.command()
 def verify(
-    store: Annotated[Path, typer.Argument(help="A dataset written by `builder synth`.")] = Path("data/dataset.zarr"),
+    store: StoreArgument = "data/dataset.zarr",
+    storage_option: StorageOptions = None,
     debug: Debug = False,
 ) -> None:
     """Read every shard of a dataset and check it: decodes, values, counts, checksums. Exit 1 if anything is wrong."""
@@ -213,7 +233,7 @@ def verify(
 
     def body() -> int:
         with console.status(f"reading every shard of {store}"):
-            result = verify_store(store)
+            result = verify_store(store_location(store, storage_option))
         for problem in result.problems:
             console.print(f"[red]problem:[/red] {problem}", soft_wrap=True)
         verdict = "no problems" if result.ok else f"{len(result.problems)} problems"

@@ -6,12 +6,14 @@ import errno
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
+import yaml
 from rich.console import Console
 
 from pianoscribe.errors import UserError, one_line
+from pianoscribe.storage import StoreLocation
 
 T = TypeVar("T")
 FILE_SYSTEM_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
@@ -23,6 +25,16 @@ ParamsFile = Annotated[
     Path | None,
     typer.Option(
         "--params", help="The params file to read (default: ./params.yaml if present, else built-in defaults)."
+    ),
+]
+
+StorageOptions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--storage-option",
+        metavar="KEY=VALUE",
+        help="An fsspec storage option for a store at a URL, e.g. endpoint_url=http://127.0.0.1:9000 or anon=true "
+        "(repeatable; values read as YAML). Credentials otherwise come the backend's usual way (AWS_* variables).",
     ),
 ]
 
@@ -49,6 +61,23 @@ def run_reporting_errors(action: Callable[[], T], debug: bool) -> T:
             raise
         console.print(f"[red]error:[/red] {one_line(error)}", soft_wrap=True)
         sys.exit(1)
+
+
+def store_location(text: str, storage_options: list[str] | None) -> StoreLocation:
+    """A store argument (a path or a URL) with its ``--storage-option KEY=VALUE`` pairs."""
+    options: dict[str, Any] = {}
+    for pair in storage_options or []:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise UserError(f"--storage-option: expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError as error:
+            raise UserError(f"--storage-option {key}: cannot read the value {value!r} ({error})") from error
+    location = StoreLocation(text, options)
+    if options and not location.is_remote:
+        raise UserError(f"--storage-option: {text} is a local path; storage options are for a store at a URL")
+    return location
 
 
 def expected(error: BaseException) -> bool:

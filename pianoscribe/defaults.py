@@ -30,6 +30,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "n": 1000000,  # FFT slices in total, train + test
         "seed": 0,
         "threads": 0,  # 0 = all cores
+        "dask": {"address": None},  # None: this process; local:N or a scheduler address (docs/scaling.md)
         "frames_per_segment": 16,  # consecutive buffers per random position
         "test_fraction": 0.15,  # share of pieces (and of slices) on the test side
         "corpora": ["chorales", "procedural", "pianistic", "scores"],
@@ -70,6 +71,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "lookahead_frames": 1,
         "shuffle_buffer": 16384,
         "seed": 0,
+        "strategy": "default",  # default (one device) | mirrored (every visible GPU; docs/scaling.md)
         "loss_weights": {"active": 1.0, "onset": 1.0, "energy": 0.5},
         "positive_weight": {"active": 2.0, "onset": 10.0},
         "compression": 100.0,

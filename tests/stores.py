@@ -9,8 +9,9 @@ from builder import banks, corpus
 from builder.dataset import synth
 
 
-def synthesize_store(settings: dict[str, Any], out: Path, data_dir: Path) -> synth.SynthSummary:
-    """``settings`` name banks and corpora as bare names (files under ``data_dir``) or .h5 paths, which must exist."""
+def synthesize_store(settings: dict[str, Any], out: Any, data_dir: Path, **options: Any) -> synth.SynthSummary:
+    """``settings`` name banks and corpora as bare names (files under ``data_dir``) or .h5 paths, which must exist;
+    ``out`` a folder or a ``StoreLocation``; ``options`` go to ``synthesize`` (``progress``, ``say``)."""
     bank_paths = {name: banks.bank_path(name, data_dir) for name in synth.bank_names(settings)}
     corpus_paths = {name: corpus.corpus_path(name, data_dir) for name in settings["corpora"]}
-    return synth.synthesize(settings, out, bank_paths, corpus_paths, cache_dir=Path(data_dir) / "cache")
+    return synth.synthesize(settings, out, bank_paths, corpus_paths, cache_dir=Path(data_dir) / "cache", **options)

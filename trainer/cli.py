@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, TaskID
 
-from pianoscribe.cli import Debug, ParamsFile, console, make_app, run_reporting_errors
+from pianoscribe.cli import Debug, ParamsFile, StorageOptions, console, make_app, run_reporting_errors, store_location
 from pianoscribe.params import apply_overrides, load_params
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,6 +27,12 @@ Backend = Annotated[
     str,
     typer.Option(
         help="auto: onnxruntime on the ONNX twin when it was exported from this .keras, else Keras; onnx; keras."
+    ),
+]
+DataStore = Annotated[
+    str,
+    typer.Option(
+        "--data", help="The dataset written by `builder synth`: a folder or a URL (s3://bucket/key.zarr, gs://, ...)."
     ),
 ]
 
@@ -92,11 +98,18 @@ class _RichFitReport:
 
 @app.command()
 def fit(
-    data: Annotated[Path, typer.Option(help="The dataset written by `builder synth`.")] = Path("data/dataset.zarr"),
+    data: DataStore = "data/dataset.zarr",
     model: ModelPath = Path("models/model.keras"),
     epochs: Annotated[int | None, typer.Option(help="Epochs (params: fit.epochs).")] = None,
     arch: Annotated[str | None, typer.Option(help="Architecture: context (default) or reference.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size (params: fit.batch_size).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Batch size in slices, per replica (params: fit.batch_size).")
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="default (one device) or mirrored (every visible GPU) (params: fit.strategy)."),
+    ] = None,
+    storage_option: StorageOptions = None,
     params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
@@ -105,9 +118,11 @@ def fit(
 
     def body() -> None:
         settings = apply_overrides(
-            load_params(params_file).section("fit", _warn), {"epochs": epochs, "arch": arch, "batch_size": batch_size}
+            load_params(params_file).section("fit", _warn),
+            {"epochs": epochs, "arch": arch, "batch_size": batch_size, "strategy": strategy},
         )
-        fit_model(data, model, settings, metrics_dir=Path("metrics"), report=_RichFitReport())
+        location = store_location(data, storage_option)
+        fit_model(location, model, settings, metrics_dir=Path("metrics"), report=_RichFitReport())
 
     run_reporting_errors(body, debug)
 
@@ -227,9 +242,7 @@ def infer(
 def evaluate(
     model: RunModelPath = Path("models/model.keras"),
     backend: Backend = "auto",
-    data: Annotated[Path, typer.Option(help="The dataset whose test split (pieces, banks) is evaluated.")] = Path(
-        "data/dataset.zarr"
-    ),
+    data: DataStore = "data/dataset.zarr",
     pieces: Annotated[
         int | None,
         typer.Option(help="Pieces per kind of music, to tune and again to report (params: evaluate.pieces_per_kind)."),
@@ -246,6 +259,7 @@ def evaluate(
     metrics_dir: Annotated[Path, typer.Option(help="Where eval.json, eval_pieces.json and eval_roll.png go.")] = Path(
         "metrics"
     ),
+    storage_option: StorageOptions = None,
     params_file: ParamsFile = None,
     debug: Debug = False,
 ) -> None:
@@ -263,7 +277,14 @@ def evaluate(
         decode = _decode_settings(params, frame_model.info, onset_threshold, frame_threshold, min_note)
         with console.status("evaluating") as status:
             result = evaluate_module.evaluate(
-                frame_model, decode, data, Path("data"), eval_dir, metrics_dir, settings, progress=status.update
+                frame_model,
+                decode,
+                store_location(data, storage_option),
+                Path("data"),
+                eval_dir,
+                metrics_dir,
+                settings,
+                progress=status.update,
             )
         for line in summary_lines(result.summary):
             console.print(line, soft_wrap=True)

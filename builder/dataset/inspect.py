@@ -24,9 +24,10 @@ from builder.dataset.store import (
 )
 from pianoscribe.constants import LOWEST_KEY, N_KEYS
 from pianoscribe.keyboard import note_name
+from pianoscribe.storage import StoreLocation
 
 
-def describe_store(path: Path | str) -> list[str]:
+def describe_store(path: StoreLocation | Path | str) -> list[str]:
     """``builder inspect``: shapes and storage, split, banks and corpora, per-key counts, label statistics, as
     lines (with rich markup) for the CLI to print."""
     lines: list[str] = []

@@ -10,6 +10,12 @@ resumed store is byte-identical to an uninterrupted run's. A partial store with 
 
 One writer per output: an exclusive lock on ``.NAME.lock`` beside it makes a second ``builder synth`` to the
 same ``--out`` stop with a line naming the process that holds it.
+
+A store at a URL (an object store: no rename, no file lock) is written in place instead: the ``partial``
+attribute marks it unfinished from its creation, readers refuse it until ``complete: true`` (written last),
+and a killed run resumes from the records the same way. The old store at that URL is gone from the start of
+the new run. The lock is a file in the local cache folder named after the URL: it stops a second run on the
+same machine only; runs on other machines are not detected (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from builder.dataset import store
 from builder.dataset.verify import shard_checksums
 from pianoscribe.atomic import remove, temporary_beside
 from pianoscribe.errors import UserError
+from pianoscribe.storage import StoreLocation, store_location
 
 PROGRESS_PREFIX = "_progress/"
 PARTIAL_ATTR = "partial"
@@ -42,10 +49,18 @@ ShardKey = tuple[str, int]  # (side, shard index)
 
 
 @contextlib.contextmanager
-def exclusive_writer(out: Path) -> Iterator[None]:
-    """Hold the lock of ``out`` for a whole run; ``UserError`` naming the holder if another run has it."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = out.parent / f".{out.name}.lock"
+def exclusive_writer(out: StoreLocation | Path, lock_folder: Path | None = None) -> Iterator[None]:
+    """Hold the lock of ``out`` for a whole run; ``UserError`` naming the holder if another run has it.
+
+    A URL's lock file is in ``lock_folder`` (the local cache), named after the URL."""
+    out = store_location(out)
+    if out.is_remote:
+        if lock_folder is None:
+            raise ValueError("a store at a URL needs a lock_folder")
+        lock_path = lock_folder / "locks" / f"{hashlib.sha256(out.text.encode()).hexdigest()[:24]}.lock"
+    else:
+        lock_path = out.path.parent / f".{out.path.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as lock_file:
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -78,25 +93,41 @@ def partial_path(out: Path) -> Path:
     return out.parent / f".{out.name}.partial"
 
 
+def work_location(out: StoreLocation | Path) -> StoreLocation:
+    """Where a run writes: ``.NAME.partial`` beside a local output, a URL itself (no rename on object stores)."""
+    out = store_location(out)
+    return out if out.is_remote else StoreLocation(str(partial_path(out.path)))
+
+
 def open_work_store(
-    out: Path, plan: str, create: Callable[[Path], zarr.Group], say: Callable[[str], None]
+    out: StoreLocation | Path,
+    plan: str,
+    create: Callable[[StoreLocation], zarr.Group],
+    say: Callable[[str], None],
 ) -> tuple[zarr.Group, dict[ShardKey, dict[str, Any]]]:
     """The partial store to write into and the records of the shards it already holds (read back and checked).
 
-    ``create(path)`` makes a fresh store (every array at its final shape) when there is none to resume.
+    ``create(location)`` makes a fresh store (every array at its final shape, whatever was there removed) when
+    there is none to resume.
     """
-    _remove_leftovers(out)
-    path = partial_path(out)
-    if path.exists():
-        root = _reopen(path, plan)
+    out = store_location(out)
+    if not out.is_remote:
+        _remove_leftovers(out.path)
+    work = work_location(out)
+    if work.exists():
+        root = _reopen(work, plan)
         if root is not None:
-            _remove_interrupted_writes(path)
+            if not work.is_remote:
+                _remove_interrupted_writes(work.path)
             records = _kept_records(root, say)
-            say(f"resuming {path}: {len(records)} shards already written and verified")
+            say(f"resuming {work}: {len(records)} shards already written and verified")
             return root, records
-        say(f"{path}: left by a run with other settings or inputs; starting over")
-        remove(path)
-    root = create(path)
+        if work.is_remote:
+            say(f"{work}: replacing the dataset there (written in place: object stores have no rename)")
+        else:
+            say(f"{work}: left by a run with other settings or inputs; starting over")
+        work.remove()
+    root = create(work)
     root.attrs[PARTIAL_ATTR] = {"fingerprint": plan, "writer": "builder synth"}
     return root, {}
 
@@ -109,12 +140,17 @@ def record_shard(root: zarr.Group, key: ShardKey, record: dict[str, Any]) -> Non
     sync(root.store_path.store.set(f"{PROGRESS_PREFIX}{side}-{index:05d}.json", buffer))
 
 
-def seal(root: zarr.Group, out: Path, attrs: dict[str, Any]) -> None:
-    """Turn the finished partial store into ``out``: final attributes, ``complete`` last, then the rename."""
+def seal(root: zarr.Group, out: StoreLocation | Path, attrs: dict[str, Any]) -> None:
+    """Turn the finished partial store into ``out``: final attributes, ``complete`` last, then the rename (a
+    URL is written in place: nothing to rename)."""
+    out = store_location(out)
     del root.attrs[PARTIAL_ATTR]
     sync(root.store_path.store.delete_dir(PROGRESS_PREFIX.rstrip("/")))
     store.finish_store(root, attrs)
-    path = partial_path(out)
+    if out.is_remote:
+        return
+    path, out = partial_path(out.path), out.path
+    _remove_interrupted_writes(path)  # a writer killed mid-write (a lost Dask worker) leaves zarr's temporaries
     if out.is_dir() and not out.is_symlink():
         aside = temporary_beside(out, ".old")
         os.replace(out, aside)
@@ -124,10 +160,10 @@ def seal(root: zarr.Group, out: Path, attrs: dict[str, Any]) -> None:
         os.replace(path, out)
 
 
-def _reopen(path: Path, plan: str) -> zarr.Group | None:
+def _reopen(path: StoreLocation, plan: str) -> zarr.Group | None:
     """The partial store at ``path`` if it was started with the same plan, else None."""
     try:
-        root = zarr.open_group(str(path), mode="r+")
+        root = store.open_group(path, mode="r+")
         partial = store.attributes(root).get(PARTIAL_ATTR) or {}
     except Exception:  # unreadable: nothing to resume
         return None

@@ -38,10 +38,12 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.core.array_spec import ArrayConfigParams
+from zarr.core.common import AccessModeLiteral
 from zarr.core.sync import sync
 
 from pianoscribe.constants import N_BINS, N_KEYS
 from pianoscribe.errors import UserError
+from pianoscribe.storage import StoreLocation, store_location
 
 FORMAT_VERSION = 2  # 2: fill values the data never holds, per-shard records
 SIDES = ("train", "test")
@@ -132,19 +134,20 @@ def stored_slice_widths(group: zarr.Group) -> dict[str, int]:
 
 
 def create_store(
-    path: Path | str,
+    path: StoreLocation | Path | str,
     rows: dict[str, int],
     frames_per_segment: int,
     storage: dict[str, Any],
     long_fft_bins: int = 0,
 ) -> zarr.Group:
-    """Create the empty store: every array at its final shape, before any writer starts.
+    """Create the empty store (replacing whatever was there): every array at its final shape, before any writer
+    starts.
 
     ``rows`` maps each side to its number of FFT slices (a whole number of segments); ``long_fft_bins`` > 0 adds
     ``fft_long_magnitude``.
     """
     check_storage(storage, frames_per_segment)
-    root = zarr.open_group(str(path), mode="w", zarr_format=3)
+    root = open_group(store_location(path), mode="w", zarr_format=3)
     chunk_rows, shard_rows = storage["chunk_rows"], storage["shard_rows"]
     for side in SIDES:
         group = root.create_group(side)
@@ -187,13 +190,22 @@ def finish_store(root: zarr.Group, attrs: dict[str, Any]) -> None:
 METADATA_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, zarr.errors.BaseZarrError)
 
 
-def open_store(path: Path | str) -> zarr.Group:
-    """Open a finished store read-only; ``UserError`` for a missing, unfinished, misshapen or damaged one."""
-    path = Path(path)
+def open_group(location: StoreLocation, mode: AccessModeLiteral, **options: Any) -> zarr.Group:
+    """``zarr.open_group`` on a local folder or, through zarr's ``FsspecStore``, a URL with its storage options."""
+    return zarr.open_group(
+        location.zarr_target(), mode=mode, storage_options=location.zarr_storage_options(), **options
+    )
+
+
+def open_store(path: StoreLocation | Path | str) -> zarr.Group:
+    """Open a finished store read-only; ``UserError`` for a missing, unfinished, misshapen or damaged one.
+
+    ``path`` is a local folder or a URL (``pianoscribe.storage``)."""
+    path = store_location(path)
     if not path.exists():
         raise UserError(f"{path}: no dataset here; write one with `builder synth --out {path}`")
     try:
-        root = zarr.open_group(str(path), mode="r")
+        root = open_group(path, mode="r")
     except (FileNotFoundError, *METADATA_ERRORS) as error:
         raise UserError(f"{path}: not a Zarr dataset ({type(error).__name__})") from error
     try:
@@ -204,7 +216,7 @@ def open_store(path: Path | str) -> zarr.Group:
     return root
 
 
-def _check_layout(path: Path, root: zarr.Group) -> None:
+def _check_layout(path: StoreLocation, root: zarr.Group) -> None:
     """Sealed, this format, both sides with every array at a consistent shape, every shard file present."""
     attrs = attributes(root)
     if attrs.get("complete") is not True:
@@ -245,7 +257,7 @@ def _check_layout(path: Path, root: zarr.Group) -> None:
             _check_objects_present(path, side, name, array(group, name))
 
 
-def _check_objects_present(path: Path, side: str, name: str, stored: zarr.Array) -> None:
+def _check_objects_present(path: StoreLocation, side: str, name: str, stored: zarr.Array) -> None:
     """A missing shard file must be an error: zarr would silently read it as the fill value (zeros)."""
     missing = missing_objects(stored)
     if missing:
@@ -302,9 +314,9 @@ def statistics_attrs(statistics: dict[str, Any]) -> dict[str, Any]:
     return {name: (value.tolist() if isinstance(value, np.ndarray) else value) for name, value in statistics.items()}
 
 
-def disk_bytes(path: Path | str) -> int:
-    """Bytes the store's files take (sum of file sizes)."""
-    return sum(file.stat().st_size for file in Path(path).rglob("*") if file.is_file())
+def disk_bytes(path: StoreLocation | Path | str) -> int:
+    """Bytes the store's files (or objects) take."""
+    return store_location(path).stored_bytes()
 
 
 def raw_bytes(root: zarr.Group) -> int:
@@ -331,20 +343,29 @@ def object_rows(stored: zarr.Array, index: int) -> tuple[int, int]:
 
 
 def missing_objects(stored: zarr.Array) -> list[int]:
-    """Indices of the storage objects of ``stored`` that do not exist (any zarr store: local, fsspec, memory)."""
+    """Indices of the storage objects of ``stored`` that do not exist (any zarr store: local, fsspec, memory).
+
+    One listing of the array's objects, not one request per shard: on an object store a store of 100M rows
+    has thousands of shards."""
+    backend = stored.store_path.store
+    prefix = f"{stored.path}/"
+
+    async def listed() -> set[str]:
+        return {key async for key in backend.list_prefix(prefix)}
+
+    present = sync(listed())
     missing = []
     for index in range(object_count(stored)):
         coordinates = (index,) + (0,) * (stored.ndim - 1)
-        key = f"{stored.path}/{stored.metadata.encode_chunk_key(coordinates)}"
-        if not sync(stored.store_path.store.exists(key)):
+        if f"{prefix}{stored.metadata.encode_chunk_key(coordinates)}" not in present:
             missing.append(index)
     return missing
 
 
-def is_our_store(path: Path) -> bool:
+def is_our_store(path: StoreLocation | Path | str) -> bool:
     """Whether ``path`` is a dataset this project wrote (finished or not), so ``builder synth`` may replace it."""
     try:
-        attrs = attributes(zarr.open_group(str(path), mode="r"))
+        attrs = attributes(open_group(store_location(path), mode="r"))
     except Exception:  # anything zarr cannot open as a group is not ours
         return False
     return "partial" in attrs or ("format_version" in attrs and "params" in attrs)

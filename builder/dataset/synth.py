@@ -34,18 +34,9 @@ from typing import Any
 import numpy as np
 import zarr
 
-from builder.banks import read_bank
 from builder.corpus import read_corpus
 from builder.dataset import store
-from builder.dataset.plan import (
-    SegmentPlan,
-    noise_table,
-    piece_side,
-    piece_table,
-    plan_segments,
-    release_samples,
-    split_rows,
-)
+from builder.dataset.plan import PieceTable, piece_side, piece_table, release_samples, split_rows
 from builder.dataset.provenance import HASH_CACHE_NAME, hash_files, versions
 from builder.dataset.resume import (
     ShardKey,
@@ -53,19 +44,35 @@ from builder.dataset.resume import (
     fingerprint,
     open_work_store,
     partial_path,
-    record_shard,
     seal,
+    work_location,
 )
-from builder.dataset.verify import CHECKED_ARRAYS, shard_checksums
-from builder.engine import load_bank_into, native, new_engine
+from builder.dataset.shards import (
+    ShardBuffers,
+    ShardSpan,
+    plan_shard,
+    render_shard,
+    segment_values,
+    shard_spans,
+    side_engine,
+    write_shard,
+)
+from builder.dataset.verify import CHECKED_ARRAYS
+from builder.engine import native
 from pianoscribe.atomic import SPACE_ERRNOS, check_replaceable
-from pianoscribe.constants import BUFFER_SIZE, N_BINS, N_KEYS, SAMPLE_RATE, WINDOWS
+from pianoscribe.constants import BUFFER_SIZE, SAMPLE_RATE, WINDOWS
 from pianoscribe.defaults import defaults
 from pianoscribe.errors import UserError
 from pianoscribe.params import check_known_keys
+from pianoscribe.storage import StoreLocation, store_location
+
+__all__ = ["ShardBuffers", "render_shard"]  # re-exported: benchmarks and tests drive the engine through synth
 
 Progress = Callable[..., None]  # progress(side, rows done, total=rows of the side, rate=rows per second)
 BANK_PRECISIONS = ("int16", "float32")
+# how a run is carried out, not what it writes: left out of the store's recorded params and of the resume
+# fingerprint, so the store has the same bytes whatever the threads or the Dask cluster
+EXECUTION_SETTINGS = ("threads", "dask")
 
 
 def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -113,37 +120,20 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if float(augment["detune_cents"]) >= 600:
         raise UserError(f"synth.augment.detune_cents: {augment['detune_cents']} is not a slight detune (< 600)")
     store.check_storage(settings["storage"], frames)
+    check_dask_address(settings["dask"]["address"])
     return settings
 
 
-@dataclass
-class ShardBuffers:
-    """Preallocated outputs of one shard (reused: at most two exist)."""
-
-    fft_magnitude: np.ndarray
-    key_energy: np.ndarray
-    key_active: np.ndarray
-    key_onset: np.ndarray
-    fft_long_magnitude: np.ndarray | None = None  # only when synth.long_fft_bins > 0
-
-    @classmethod
-    def allocate(cls, rows: int, fft_dtype: str, long_fft_bins: int = 0) -> ShardBuffers:
-        return cls(
-            np.empty((rows, N_BINS), dtype=fft_dtype),
-            np.empty((rows, N_KEYS), np.float32),
-            np.empty((rows, N_KEYS), np.uint8),
-            np.empty((rows, N_KEYS), np.uint8),
-            np.empty((rows, long_fft_bins), dtype=fft_dtype) if long_fft_bins else None,
-        )
-
-    def rows(self, count: int) -> ShardBuffers:
-        return ShardBuffers(
-            self.fft_magnitude[:count],
-            self.key_energy[:count],
-            self.key_active[:count],
-            self.key_onset[:count],
-            None if self.fft_long_magnitude is None else self.fft_long_magnitude[:count],
-        )
+def check_dask_address(address: Any) -> None:
+    """``synth.dask.address``: empty (no Dask), ``local:N`` (N >= 1 worker processes) or a scheduler address."""
+    if address in (None, ""):
+        return
+    if not isinstance(address, str):
+        raise UserError(f"synth.dask.address: expected local:N or a scheduler address, got {address!r}")
+    if address.startswith("local:"):
+        count = address.removeprefix("local:")
+        if not count.isdigit() or int(count) < 1:
+            raise UserError(f"synth.dask.address: {address!r}: expected local:N with N >= 1 worker processes")
 
     def slice_values(self) -> dict[str, np.ndarray]:
         """The per-row arrays by store name."""
@@ -158,28 +148,9 @@ class ShardBuffers:
         return values
 
 
-def render_shard(engine: Any, plan: SegmentPlan, buffers: ShardBuffers, settings: dict[str, Any]) -> None:
-    """Mix, label and FFT the planned segments into ``buffers`` (GIL released, engine threads)."""
-    engine.synthesize(
-        plan.piece,
-        plan.bank,
-        plan.start_sample,
-        plan.gain,
-        plan.detune_ratio,
-        plan.noise_amplitude,
-        plan.noise_offset,
-        plan.tilt_db,
-        buffers.fft_magnitude,
-        buffers.key_energy,
-        buffers.key_active,
-        buffers.key_onset,
-        frames_per_segment=settings["frames_per_segment"],
-        release_samples=release_samples(settings),
-        velocity_exponent=float(settings["velocity_exponent"]),
-        window=settings["window"],
-        tilt_pivot_hz=float(settings["augment"]["tilt_pivot_hz"]),
-        fft_long=buffers.fft_long_magnitude,
-    )
+def recorded_params(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings a store records: every one but ``EXECUTION_SETTINGS``."""
+    return {key: value for key, value in settings.items() if key not in EXECUTION_SETTINGS}
 
 
 @dataclass
@@ -205,7 +176,7 @@ def bank_names(settings: dict[str, Any]) -> list[str]:
 
 def synthesize(
     settings: dict[str, Any],
-    out: Path | str,
+    out: StoreLocation | Path | str,
     bank_paths: dict[str, Path],
     corpus_paths: dict[str, Path],
     cache_dir: Path | str,
@@ -214,17 +185,19 @@ def synthesize(
 ) -> SynthSummary:
     """Write the dataset store at ``out``; see the module docstring and ``builder.dataset.resume``.
 
+    ``out`` is a local folder or a URL (``pianoscribe.storage.StoreLocation``, with its storage options).
     ``bank_paths`` / ``corpus_paths`` map the names in ``settings`` to existing files (the CLI finds or builds
     them first); ``cache_dir`` keeps the input hashes; ``progress(side, rows done, total=rows of the side,
     rate=rows per second)`` is called as shards are written; ``say`` gets one-line notes (resuming, starting over).
-    An existing ``out`` is replaced only if it is a dataset this project wrote.
+    An existing ``out`` is replaced only if it is a dataset this project wrote. With ``synth.dask.address`` the
+    shards are tasks of a Dask cluster (``builder.dataset.distributed``); the store is the same, byte for byte.
     """
     started = time.perf_counter()
     settings = check_settings(settings)
     seed, frames = settings["seed"], settings["frames_per_segment"]
     progress = progress or (lambda side, done, total, rate: None)
     say = say or (lambda message: None)
-    out = Path(out)
+    out = store_location(out)
     inputs = [*corpus_paths.values(), *bank_paths.values()]
     for kind, paths in (("corpus", corpus_paths), ("bank", bank_paths)):
         missing = [path for path in paths.values() if not Path(path).is_file()]
@@ -232,10 +205,10 @@ def synthesize(
             raise UserError(f"{missing[0]}: no such {kind} file")
     with (
         _space_errors_named(out),
-        exclusive_writer(out),
+        exclusive_writer(out, Path(cache_dir)),
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="input-hasher") as hasher,
     ):
-        check_replaceable(out, store.is_our_store, "a dataset written by builder synth")
+        _check_replaceable(out)
         hashes = hasher.submit(hash_files, inputs, Path(cache_dir) / HASH_CACHE_NAME)
         pieces = _pieces_by_side(settings, corpus_paths)
         rows = split_rows(settings["n"], frames, float(settings["test_fraction"]))
@@ -248,29 +221,41 @@ def synthesize(
         storage = settings["storage"]
         root, records = open_work_store(
             out,
-            fingerprint(settings, inputs, rows),
-            lambda path: store.create_store(path, rows, frames, storage, settings["long_fft_bins"]),
+            fingerprint(recorded_params(settings), inputs, rows),
+            lambda location: store.create_store(location, rows, frames, storage, settings["long_fft_bins"]),
             say,
         )
-        with ThreadPoolExecutor(max_workers=storage["writers"], thread_name_prefix="zarr-writer") as writer:
-            for side in store.SIDES:
-                if rows[side]:
-                    side_bank_paths = [bank_paths[name] for name in settings[f"{side}_banks"]]
+        tables = {side: piece_table(pieces[side], release_samples(settings)) for side in store.SIDES if rows[side]}
+        side_banks = {side: [bank_paths[name] for name in settings[f"{side}_banks"]] for side in tables}
+        missing_spans = {
+            side: [span for span in shard_spans(side, rows[side], storage["shard_rows"]) if span.key not in records]
+            for side in tables
+        }
+        reports: dict[str, Callable[..., None]] = {side: partial(progress, side, total=rows[side]) for side in tables}
+        if settings["dask"]["address"]:
+            from builder.dataset import distributed  # only here: without --dask nothing of Dask is imported
+
+            distributed.render_on_dask(
+                settings, work_location(out), tables, side_banks, rows, missing_spans, records, reports, say
+            )
+        else:
+            with ThreadPoolExecutor(max_workers=storage["writers"], thread_name_prefix="zarr-writer") as writer:
+                for side, table in tables.items():
                     _synthesize_side(
-                        side,
                         settings,
                         root,
-                        pieces[side],
-                        side_bank_paths,
+                        table,
+                        side_banks[side],
                         rows[side],
+                        missing_spans[side],
                         writer,
                         records,
-                        partial(progress, side, total=rows[side]),
+                        reports[side],
                     )
         input_hashes = hashes.result()
         statistics = {side: _side_statistics(records, side) for side in store.SIDES}
         attrs = {
-            "params": settings,
+            "params": recorded_params(settings),
             "banks": {name: input_hashes[path] for name, path in bank_paths.items()},
             "corpora": {name: input_hashes[path] for name, path in corpus_paths.items()},
             "split": {side: sorted(piece_id for piece_id, _ in pieces[side]) for side in store.SIDES},
@@ -293,16 +278,27 @@ def synthesize(
     )
 
 
+def _check_replaceable(out: StoreLocation) -> None:
+    """Refuse to replace anything at ``out`` that is not a dataset this project wrote."""
+    if not out.is_remote:
+        check_replaceable(out.path, store.is_our_store, "a dataset written by builder synth")
+    elif out.exists() and not store.is_our_store(out):
+        raise UserError(
+            f"{out}: holds objects that are not a dataset builder synth wrote; remove them or choose another --out"
+        )
+
+
 @contextlib.contextmanager
-def _space_errors_named(out: Path) -> Iterator[None]:
+def _space_errors_named(out: StoreLocation) -> Iterator[None]:
     """A full disk (raised deep in a writer thread) becomes one line naming the output and what is kept."""
     try:
         yield
     except OSError as error:
         if error.errno not in SPACE_ERRNOS:
             raise
+        where = out if out.is_remote else partial_path(out.path)
         raise UserError(
-            f"{out}: {error.strerror} while writing {partial_path(out)}; the shards written so far are kept: "
+            f"{out}: {error.strerror} while writing {where}; the shards written so far are kept: "
             "free some space and run the same command again to resume"
         ) from error
 
@@ -319,102 +315,57 @@ def _pieces_by_side(settings: dict[str, Any], corpus_paths: dict[str, Path]) -> 
 
 
 def _synthesize_side(
-    side: str,
     settings: dict[str, Any],
     root: zarr.Group,
-    side_pieces: list[tuple[str, np.ndarray]],
+    table: PieceTable,
     bank_paths: list[Path],
     n_rows: int,
+    spans: list[ShardSpan],
     writer: ThreadPoolExecutor,
     records: dict[ShardKey, dict[str, Any]],
     report: Any,
 ) -> None:
-    """Render one side's missing shards; the writer threads write shard k while the engine renders shard k+1.
+    """Render one side's missing shards (``spans``) in this process; the writer threads write shard k while the
+    engine renders shard k+1.
 
-    Shards already in ``records`` (kept from an interrupted run) are skipped; a new shard's record is added when
-    its writer is done. The side's banks live in the engine only while the side renders (an int16 engine copy
-    lets the float32 arrays go right after loading)."""
+    A new shard's record is added when its writer is done. The side's banks live in the engine only while the
+    side renders (an int16 engine copy lets the float32 arrays go right after loading)."""
     frames = settings["frames_per_segment"]
     storage = settings["storage"]
-    shard_rows = storage["shard_rows"]
-    side_index = store.SIDES.index(side)
-    shards = [
-        (shard, first) for shard, first in enumerate(range(0, n_rows, shard_rows)) if (side, shard) not in records
-    ]
     started = time.perf_counter()
-    done = n_rows - sum(min(shard_rows, n_rows - first) for _, first in shards)
+    done = n_rows - sum(span.rows for span in spans)
     report(done, rate=0.0)
-    if not shards:
+    if not spans:
         return
-    augment = side == "train" or bool(settings["augment"]["test"])
-    table = piece_table(side_pieces, release_samples(settings))
-    engine = new_engine(settings["threads"])
-    for path in bank_paths:
-        load_bank_into(engine, read_bank(path), settings["bank_precision"])
-    table.load_into(engine)
-    engine.set_noise(noise_table(settings["seed"]))
-    bank_names = np.array(settings[f"{side}_banks"], dtype=object)  # as params name them (name or path)
-    piece_ids = np.array(table.piece_ids, dtype=object)
+    side = spans[0].side
+    engine, n_banks = side_engine(settings, bank_paths, table, settings["threads"])
     writers = storage["writers"]
     buffers = [
-        ShardBuffers.allocate(min(shard_rows, n_rows), storage["fft_dtype"], settings["long_fft_bins"])
+        ShardBuffers.allocate(min(storage["shard_rows"], n_rows), storage["fft_dtype"], settings["long_fft_bins"])
         for _ in range(writers + 1)
     ]
     pending: deque[tuple[int, Future]] = deque()  # (rows of the shard, its write)
-    for position, (shard, first_row) in enumerate(shards):
-        count = min(shard_rows, n_rows - first_row)
-        rng = np.random.default_rng([settings["seed"], side_index, shard])
-        plan = plan_segments(table, len(bank_paths), count // frames, rng, settings, augment)
+
+    def write(span: ShardSpan, block: ShardBuffers, segments: dict[str, np.ndarray]) -> None:
+        records[span.key] = write_shard(root, span, block, segments, frames)
+
+    for position, span in enumerate(spans):
+        plan = plan_shard(table, n_banks, span, settings)
         # this buffer's previous shard (writers + 1 shards ago) has been written: at most `writers` are pending
-        block = buffers[position % (writers + 1)].rows(count)
+        block = buffers[position % (writers + 1)].rows(span.rows)
         render_shard(engine, plan, block, settings)  # overlaps the writes of the previous shards
         while len(pending) >= writers:
-            written, write = pending.popleft()
-            write.result()
+            written, shard_write = pending.popleft()
+            shard_write.result()
             done += written
             report(done, rate=done / (time.perf_counter() - started))
-        segment_values = {
-            "piece_id": piece_ids[plan.piece],
-            "bank": bank_names[plan.bank],
-            "start_sample": plan.start_sample,
-        }
-        shard_write = writer.submit(
-            _write_shard, root, (side, shard), first_row, block, first_row // frames, segment_values, records
-        )
-        pending.append((count, shard_write))
+        segments = segment_values(plan, table.piece_ids, settings[f"{side}_banks"])
+        pending.append((span.rows, writer.submit(write, span, block, segments)))
     while pending:
-        written, write = pending.popleft()
-        write.result()
+        written, shard_write = pending.popleft()
+        shard_write.result()
         done += written
         report(done, rate=done / (time.perf_counter() - started))
-
-
-def _write_shard(
-    root: zarr.Group,
-    key: ShardKey,
-    first_row: int,
-    block: ShardBuffers,
-    first_segment: int,
-    segment_values: dict[str, np.ndarray],
-    records: dict[ShardKey, dict[str, Any]],
-) -> None:
-    """One writer, one whole shard: one assignment per array over the shard's rows, then the shard's record."""
-    group = store.side_group(root, key[0])
-    rows = slice(first_row, first_row + len(block.key_energy))
-    segments = slice(first_segment, first_segment + len(segment_values["start_sample"]))
-    values = {**block.slice_values(), **segment_values}
-    for name, data in values.items():
-        store.array(group, name)[segments if name in store.SEGMENT_ARRAYS else rows] = data
-    statistics = store.empty_statistics()
-    store.add_statistics(statistics, block.key_energy, block.key_active, block.key_onset)
-    record = {
-        "rows": [rows.start, rows.stop],
-        "segments": [segments.start, segments.stop],
-        "sha256": shard_checksums(values),
-        "statistics": store.statistics_attrs(statistics),
-    }
-    record_shard(root, key, record)
-    records[key] = record
 
 
 def _side_statistics(records: dict[ShardKey, dict[str, Any]], side: str) -> dict[str, Any]:
@@ -439,7 +390,7 @@ def _shard_attrs(records: dict[ShardKey, dict[str, Any]], side: str) -> list[dic
     ]
 
 
-def summary_lines(summary: SynthSummary, out: Path | str) -> list[str]:
+def summary_lines(summary: SynthSummary, out: StoreLocation | Path | str) -> list[str]:
     """What ``builder synth`` prints at the end."""
     total = sum(summary.rows.values())
     return [

@@ -31,6 +31,7 @@ from builder.dataset.store import (
 )
 from pianoscribe.constants import N_KEYS
 from pianoscribe.errors import UserError
+from pianoscribe.storage import StoreLocation, store_location
 
 CHECKED_ARRAYS = (*SLICE_WIDTHS, LONG_FFT, *SEGMENT_ARRAYS)  # a shard's record, in this order (those it has)
 
@@ -52,7 +53,7 @@ def shard_checksums(arrays: dict[str, np.ndarray]) -> dict[str, str]:
 class Verification:
     """What ``builder verify`` found: every problem as one line, and what was read."""
 
-    path: Path
+    path: StoreLocation
     problems: list[str] = field(default_factory=list)
     shards_read: int = 0
     rows_read: int = 0
@@ -62,9 +63,9 @@ class Verification:
         return not self.problems
 
 
-def verify_store(path: Path | str) -> Verification:
-    """Read and check every shard of the store at ``path`` (see the module docstring)."""
-    path = Path(path)
+def verify_store(path: StoreLocation | Path | str) -> Verification:
+    """Read and check every shard of the store at ``path``, a folder or a URL (see the module docstring)."""
+    path = store_location(path)
     result = Verification(path)
     try:
         root = open_store(path)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pianoscribe.storage import StoreLocation
 from trainer.evaluation.pieces import PURPOSES, TestPiece, render_test_pieces, write_json
 from trainer.evaluation.scoring import octave_group, score_group, score_piece
 from trainer.inference import outputs
@@ -44,7 +45,7 @@ class EvaluationResult:
 def evaluate(
     frame_model: FrameModel,
     decode: DecodeSettings,
-    store_path: Path,
+    store_path: StoreLocation | Path,
     data_dir: Path,
     eval_dir: Path,
     metrics_dir: Path,

@@ -29,6 +29,7 @@ from builder.dataset import render, store
 from pianoscribe.atomic import atomic_path
 from pianoscribe.constants import SAMPLE_RATE
 from pianoscribe.errors import UserError
+from pianoscribe.storage import StoreLocation
 from trainer.inference import outputs
 
 MANIFEST_NAME = "manifest.json"
@@ -65,7 +66,7 @@ def choose_pieces(test_ids: list[str], kinds: dict[str, list[str]], per_kind: in
 
 
 def render_test_pieces(
-    store_path: Path,
+    store_path: StoreLocation | Path,
     data_dir: Path,
     eval_dir: Path,
     settings: dict[str, Any],

@@ -33,6 +33,7 @@ import numpy as np
 
 from pianoscribe.atomic import atomic_path
 from pianoscribe.errors import one_line
+from pianoscribe.storage import StoreLocation, store_location
 from pianoscribe.versions import library_versions
 
 SETUP_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy")
@@ -50,11 +51,13 @@ def training_setup() -> dict[str, Any]:
     }
 
 
-def fingerprint(data: Path, store_attrs: dict[str, Any], settings: dict[str, Any], setup: dict[str, Any]) -> str:
-    """What a checkpoint is valid for: the store (path and attributes), every setting (the epoch count sets the
-    learning-rate schedule, so it counts too) and the ``training_setup``."""
+def fingerprint(
+    data: StoreLocation | Path, store_attrs: dict[str, Any], settings: dict[str, Any], setup: dict[str, Any]
+) -> str:
+    """What a checkpoint is valid for: the store (absolute path or URL, and attributes), every setting (the epoch
+    count sets the learning-rate schedule, so it counts too) and the ``training_setup``."""
     text = json.dumps(
-        {"data": str(data.resolve()), "store": store_attrs, "settings": settings, "setup": setup},
+        {"data": store_location(data).identity(), "store": store_attrs, "settings": settings, "setup": setup},
         sort_keys=True,
         default=str,
     )

@@ -22,8 +22,10 @@ import tensorflow as tf
 from builder.dataset.store import SIDES, attributes, open_store, side_group, store_identity
 from pianoscribe.constants import N_BINS
 from pianoscribe.errors import UserError
+from pianoscribe.storage import StoreLocation, store_location
 from trainer import data as data_module
 from trainer.fit.checkpoint import Checkpoint, EpochBackup, History, fingerprint, training_setup
+from trainer.fit.distribution import STRATEGIES, distribution
 from trainer.fit.losses import compile_model
 from trainer.fit.metrics import CSV_COLUMNS, write_metrics
 from trainer.fit.scores import score_split
@@ -61,19 +63,20 @@ class SilentReport:
 
 
 def fit(
-    data: Path,
+    data: StoreLocation | Path | str,
     model_path: Path,
     settings: dict[str, Any],
     metrics_dir: Path = Path("metrics"),
     report: FitReport | None = None,
     logs_dir: Path = Path("logs/fit"),
 ) -> dict[str, Any]:
-    """Train ``settings['arch']`` on ``data``; write ``model_path``, ``metrics_dir/fit.{json,csv}``, TensorBoard logs.
+    """Train ``settings['arch']`` on ``data`` (a store's folder or URL); write ``model_path``,
+    ``metrics_dir/fit.{json,csv}``, TensorBoard logs.
 
     Returns the final metrics (what ``fit.json`` holds).
     """
     report = report or SilentReport()
-    data, model_path, metrics_dir = Path(data), Path(model_path), Path(metrics_dir)
+    data, model_path, metrics_dir = store_location(data), Path(model_path), Path(metrics_dir)
     _check_settings(settings)
     if model_path.suffix != ".keras":
         raise UserError(f"{model_path}: the model file must end in .keras")
@@ -88,16 +91,19 @@ def fit(
         for side in SIDES
     )
 
+    devices = distribution(settings["strategy"], report.message)
+    settings = devices.scaled(settings)  # the global batch and learning rate of R replicas (R = 1: unchanged)
     keras.utils.set_random_seed(int(settings["seed"]))
     arch = settings["arch"]
     feature_mean, feature_std, energy_scale = data_module.train_statistics(
         train, settings["compression"], int(settings["stats_rows"]), float(settings["energy_scale_percentile"])
     )
-    model, info = architectures.new_model(
-        settings, window, feature_mean, feature_std, energy_scale, long_fft_bins=train.input_bins - N_BINS
-    )
     steps_per_epoch = data_module.steps_per_epoch(train, settings)
-    compile_model(model, settings, total_steps=steps_per_epoch * int(settings["epochs"]))
+    with devices.scope():
+        model, info = architectures.new_model(
+            settings, window, feature_mean, feature_std, energy_scale, long_fft_bins=train.input_bins - N_BINS
+        )
+        compile_model(model, settings, total_steps=steps_per_epoch * int(settings["epochs"]))
     macs = architectures.macs_per_frame(model)
     test_batches = data_module.evaluation_dataset(
         test, settings["batch_size"], energy_scale, int(settings["val_steps"])
@@ -107,10 +113,12 @@ def fit(
         f"segments of {frames_per_segment}, window {window}; {model.count_params():,} weights, "
         f"{macs / 1e6:.2f} M MACs per frame; {settings['epochs']} epochs x {steps_per_epoch} steps "
         f"of {data_module.segments_per_batch(settings['batch_size'], frames_per_segment)} segments"
+        + (f" ({devices.replicas} replicas)" if devices.replicas > 1 else "")
     )
 
     checkpoint = Checkpoint(model_path, fingerprint(data, store_attrs, settings, training_setup()), report.message)
-    epochs_done, history = checkpoint.restore(model)
+    with devices.scope():
+        epochs_done, history = checkpoint.restore(model)
     train_batches, _ = data_module.training_dataset(train, settings, energy_scale, first_epoch=epochs_done)
     callbacks = [
         store_watch,  # first: an epoch trained on a store that changed under it is neither scored nor saved
@@ -193,6 +201,8 @@ def _check_settings(settings: dict[str, Any]) -> None:
             raise UserError(f"fit.{key}: must be positive, got {settings[key]}")
     if settings["arch"] not in architectures.ARCHITECTURES:
         raise UserError(f"fit.arch: expected one of {', '.join(architectures.ARCHITECTURES)}, got {settings['arch']!r}")
+    if settings["strategy"] not in STRATEGIES:
+        raise UserError(f"fit.strategy: expected one of {', '.join(STRATEGIES)}, got {settings['strategy']!r}")
     if settings["lr_schedule"] not in ("cosine", "constant"):
         raise UserError(f"fit.lr_schedule: expected cosine or constant, got {settings['lr_schedule']!r}")
     if float(settings["compression"]) <= 0:
@@ -236,7 +246,7 @@ class StoreWatch(keras.callbacks.Callback):
     rebuilt under a running fit would otherwise feed it other data without a word (the open arrays read
     whatever files are at the path now)."""
 
-    def __init__(self, path: Path, identity: str) -> None:
+    def __init__(self, path: StoreLocation, identity: str) -> None:
         super().__init__()
         self.path = path
         self.identity = identity
