@@ -135,18 +135,6 @@ def check_dask_address(address: Any) -> None:
         if not count.isdigit() or int(count) < 1:
             raise UserError(f"synth.dask.address: {address!r}: expected local:N with N >= 1 worker processes")
 
-    def slice_values(self) -> dict[str, np.ndarray]:
-        """The per-row arrays by store name."""
-        values = {
-            "fft_magnitude": self.fft_magnitude,
-            "key_energy": self.key_energy,
-            "key_active": self.key_active,
-            "key_onset": self.key_onset,
-        }
-        if self.fft_long_magnitude is not None:
-            values[store.LONG_FFT] = self.fft_long_magnitude
-        return values
-
 
 def recorded_params(settings: dict[str, Any]) -> dict[str, Any]:
     """The settings a store records: every one but ``EXECUTION_SETTINGS``."""
