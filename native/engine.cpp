@@ -499,18 +499,31 @@ class Engine {
   }
 
  private:
+  // row *= 10^(tilt * octaves(k) / 20): a smooth EQ tilt applied to a spectrum, the curve computed once per tilt
+  struct TiltCurve {
+    std::vector<float> gain;  // per bin, for `tilt`
+    float tilt = 0.f;
+    void apply(float *row, int bins, float new_tilt, const std::vector<float> &octaves) {
+      if (gain.size() != size_t(bins) || tilt != new_tilt) {
+        gain.resize(size_t(bins));
+        const float scale = new_tilt * float(M_LN10 / 20.0);
+        for (int k = 0; k < bins; ++k) gain[size_t(k)] = std::exp(scale * octaves[size_t(k)]);
+        tilt = new_tilt;
+      }
+      for (int k = 0; k < bins; ++k) row[k] *= gain[size_t(k)];
+    }
+  };
+
   struct Scratch {
     std::vector<float> mix;                   // the rendered audio of the task's segments
     std::vector<float> key_signal;            // one key's own contribution (for its energy)
     std::vector<Voice> voices;
     std::vector<float> magnitudes;            // [lanes, 512] one FFT batch, row-major
-    std::vector<float> tilt_curve;            // [512] gain per bin for the tilt in `tilt_cached`
-    float tilt_cached = 0.f;
+    TiltCurve tilt;                           // of the 512 bins
     pocketfft::detail::arr<Vec> lanes{size_t(kBuffer)};
     std::vector<float> context;               // one segment's audio with the long window's buffers around it
     std::vector<float> long_magnitudes;       // [lanes, long bins]
-    std::vector<float> long_tilt_curve;
-    float long_tilt_cached = 0.f;
+    TiltCurve long_tilt;                      // of the long window's bins
     std::unique_ptr<pocketfft::detail::arr<Vec>> long_lanes;  // [4096] allocated on first use
     void ensure(size_t mix_samples, size_t span) {
       if (mix.size() < mix_samples) mix.resize(mix_samples);
@@ -843,16 +856,7 @@ class Engine {
         }
         if (plan) {
           const float tilt = plan->tilt_db[segment0 + (batch + j) / options.frames];
-          if (tilt != 0.f) {
-            if (scratch.long_tilt_curve.size() != size_t(bins) || scratch.long_tilt_cached != tilt) {
-              scratch.long_tilt_curve.resize(size_t(bins));
-              const float scale = tilt * float(M_LN10 / 20.0);
-              for (int k = 0; k < bins; ++k)
-                scratch.long_tilt_curve[size_t(k)] = std::exp(scale * options.long_octaves[size_t(k)]);
-              scratch.long_tilt_cached = tilt;
-            }
-            for (int k = 0; k < bins; ++k) row[k] *= scratch.long_tilt_curve[size_t(k)];
-          }
+          if (tilt != 0.f) scratch.long_tilt.apply(row, bins, tilt, options.long_octaves);
         }
         const int64_t out_row = row0 + batch + j;
         if (out.fft_long_half)
@@ -890,17 +894,7 @@ class Engine {
         if (plan) {
           const int64_t segment = segment0 + (batch + j) / options.frames;
           const float tilt = plan->tilt_db[segment];
-          if (tilt != 0.f) {
-            // gain(k) = 10^(tilt * octaves(k) / 20): a smooth EQ tilt applied to the spectrum, once per segment
-            if (scratch.tilt_curve.empty() || scratch.tilt_cached != tilt) {
-              scratch.tilt_curve.resize(kBins);
-              const float scale = tilt * float(M_LN10 / 20.0);
-              for (int k = 0; k < kBins; ++k)
-                scratch.tilt_curve[size_t(k)] = std::exp(scale * options.octaves[size_t(k)]);
-              scratch.tilt_cached = tilt;
-            }
-            for (int k = 0; k < kBins; ++k) row[k] *= scratch.tilt_curve[size_t(k)];
-          }
+          if (tilt != 0.f) scratch.tilt.apply(row, kBins, tilt, options.octaves);
         }
         const int64_t out_row = row0 + batch + j;
         if (out.fft_half)
