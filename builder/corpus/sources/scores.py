@@ -59,6 +59,7 @@ import numpy as np
 from builder.corpus.notes import DropCounts, Piece, clean_notes, merge_unisons, stable_seed
 from builder.corpus.sources.score_reading import part_columns
 from pianoscribe.constants import FOLK_COLLECTIONS, HIGHEST_KEY, LOWEST_KEY, SCORE_COLLECTIONS
+from pianoscribe.defaults import defaults
 from pianoscribe.errors import UserError
 
 GENERATOR_VERSION = 1
@@ -110,7 +111,6 @@ WHOLE_QUARTET = "a whole quartet in one score: music21's repeat expansion fails,
 AS_WRITTEN = {
     f"beethoven/{name}.mxl": WHOLE_QUARTET for name in ("opus18no3", "opus18no4", "opus18no5", "opus74", "opus132")
 }
-DEFAULT_SETTINGS: dict[str, int] = {"max_pieces": 0, "max_pieces_per_collection": 30}
 TEMPO_RANGES = {"folk": (90.0, 160.0), "other": (60.0, 120.0)}  # typical written notes per minute, unmarked scores
 VELOCITY_LEVELS = (64, 100)
 PART_LEVEL_SD = 4.0
@@ -162,12 +162,13 @@ class Reading(NamedTuple):
 
 
 def checked_settings(settings: dict[str, Any] | None) -> dict[str, int]:
-    """The ``corpus.scores`` section over ``DEFAULT_SETTINGS``, or a UserError naming the bad key."""
+    """The ``corpus.scores`` section over its defaults (``pianoscribe.defaults``), or a UserError naming the bad key."""
     settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
+    built_in = defaults("corpus")["scores"]
+    unknown = sorted(set(settings) - set(built_in))
     if unknown:
-        raise UserError(f"params corpus.scores.{unknown[0]}: unknown (known: {', '.join(DEFAULT_SETTINGS)})")
-    checked = {**DEFAULT_SETTINGS, **settings}
+        raise UserError(f"params corpus.scores.{unknown[0]}: unknown (known: {', '.join(built_in)})")
+    checked = {**built_in, **settings}
     for key, value in checked.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise UserError(f"params corpus.scores.{key}: {value!r}, must be a whole number >= 0 (0 = all)")
@@ -289,7 +290,7 @@ def score_pieces(
 ) -> tuple[list[Piece], dict[str, Any]]:
     """The pieces of the allowed collections (or of ``files``, inside ``root``, music21's corpus folder by default).
 
-    ``settings`` is the ``corpus.scores`` section (``DEFAULT_SETTINGS``). Returns the pieces, in the fixed order
+    ``settings`` is the ``corpus.scores`` section. Returns the pieces, in the fixed order
     of the allow-list, the files and the tunes, and the record of how they were made.
     """
     checked = checked_settings(settings)

@@ -10,7 +10,10 @@ import pytest
 
 from builder.corpus import DropCounts, Piece
 from builder.corpus.sources import pianistic
-from builder.corpus.sources.pianistic import ACCOMPANIMENT, MELODY, TEXTURES, Section
+from builder.corpus.sources.pianistic import harmony, left_hand, pieces, right_hand
+from builder.corpus.sources.pianistic.section import ACCOMPANIMENT, BASS, MELODY, Section, subdivision_near
+from builder.corpus.sources.pianistic.textures import TEXTURES
+from pianoscribe.defaults import defaults
 from pianoscribe.errors import UserError
 
 
@@ -25,10 +28,10 @@ def _sections(texture: str, count: int = 8) -> Iterator[tuple[np.random.Generato
     hands = ("alberti", texture) if TEXTURES[texture].hand == "right" else (texture,)
     for seed in range(count):
         rng = np.random.default_rng(seed)
-        yield rng, pianistic.draw_section(rng, 0.0, home=seed % 12, textures=hands)
+        yield rng, pieces.draw_section(rng, 0.0, home=seed % 12, textures=hands)
 
 
-def _held_past_the_next_onset(sounded: pianistic.Sounded) -> float:
+def _held_past_the_next_onset(sounded: pieces.Sounded) -> float:
     """Share of notes still sounding when the next (later) onset comes."""
     later = np.append(np.unique(sounded.onset), np.inf)
     following = later[np.searchsorted(later, sounded.onset, side="right")]
@@ -57,7 +60,7 @@ def test_every_texture_appears_and_every_note_is_playable() -> None:
     assert min(record["sections_by_texture"].values()) > 0, record["sections_by_texture"]
     assert record["generator_version"] == pianistic.GENERATOR_VERSION and record["pedalled_sections"] > 0
     assert notes["key"].min() >= 21 and notes["key"].max() <= 108
-    assert np.all(notes["offset"] - notes["onset"] >= pianistic.MIN_NOTE_SECONDS / 2)
+    assert np.all(notes["offset"] - notes["onset"] >= pieces.MIN_NOTE_SECONDS / 2)
     assert notes["velocity"].min() >= 1 and notes["velocity"].max() <= 127 and notes["velocity"].std() > 15
     assert notes["onset"].min() >= 0 and notes["offset"].max() <= 60.0
     assert dropped.out_of_range == 0  # folded onto the keyboard instead
@@ -69,7 +72,7 @@ def test_every_texture_appears_and_every_note_is_playable() -> None:
 
 
 def test_keys_off_the_keyboard_fold_by_octaves() -> None:
-    folded = pianistic.onto_keyboard(np.array([9, 20, 21, 60, 108, 109, 125]))
+    folded = pieces.onto_keyboard(np.array([9, 20, 21, 60, 108, 109, 125]))
 
     assert folded.tolist() == [21, 32, 21, 60, 108, 97, 101]
 
@@ -77,7 +80,7 @@ def test_keys_off_the_keyboard_fold_by_octaves() -> None:
 def test_block_chords_strike_six_to_ten_keys_together() -> None:
     sizes = []
     for rng, section in _sections("block_chords"):
-        sounded = pianistic.section_notes(rng, section)
+        sounded = pieces.section_notes(rng, section)
         onsets, counts = np.unique(sounded.onset, return_counts=True)
         for onset in onsets:
             assert len(np.unique(sounded.key[sounded.onset == onset])) == np.count_nonzero(sounded.onset == onset)
@@ -89,14 +92,14 @@ def test_block_chords_strike_six_to_ten_keys_together() -> None:
 def test_stride_spans_two_octaves_and_arpeggios_three() -> None:
     for texture, octaves in (("stride", 2), ("arpeggio", 3)):
         for rng, section in _sections(texture):
-            sounded = pianistic.section_notes(rng, section)
+            sounded = pieces.section_notes(rng, section)
             assert sounded.key.max() - sounded.key.min() >= 12 * octaves, (texture, section.bpm)
 
 
 def test_stride_leaps_from_the_bass_to_an_off_beat_chord() -> None:
     for rng, section in _sections("stride"):
-        part = pianistic.stride(rng, section)
-        bass_beats = np.unique(part.onset[part.role == pianistic.BASS])
+        part = left_hand.stride(rng, section)
+        bass_beats = np.unique(part.onset[part.role == BASS])
         chord_beats = np.unique(part.onset[part.role == ACCOMPANIMENT])
 
         assert 0.0 in bass_beats and not np.isin(chord_beats, bass_beats).any()
@@ -107,7 +110,7 @@ def test_stride_leaps_from_the_bass_to_an_off_beat_chord() -> None:
 
 def test_runs_are_fast_and_stepwise_up_to_16_notes_a_beat() -> None:
     for rng, section in _sections("runs"):
-        part = pianistic.runs(rng, section)
+        part = right_hand.runs(rng, section)
         order = np.argsort(part.onset, kind="stable")
         gaps = np.diff(section.seconds_at(part.onset[order]))
         steps = np.abs(np.diff(part.key[order]))
@@ -116,13 +119,13 @@ def test_runs_are_fast_and_stepwise_up_to_16_notes_a_beat() -> None:
         assert fast.mean() > 0.5, section.bpm
         assert np.mean((steps[fast] >= 1) & (steps[fast] <= 2)) > 0.9
     slow = replace(section, bpm=45.0)
-    assert pianistic._per_beat(slow, pianistic.RUN_SUBDIVISIONS, 14.0) == 16
+    assert subdivision_near(slow, right_hand.RUN_SUBDIVISIONS, 14.0) == 16
 
 
 def test_the_pedal_holds_notes_until_the_harmony_changes() -> None:
     for seed, (_, section) in enumerate(_sections("melody")):  # over an Alberti bass, played legato
-        pedalled = pianistic.section_notes(np.random.default_rng(seed), replace(section, pedal=True))
-        dry = pianistic.section_notes(np.random.default_rng(seed), replace(section, pedal=False))
+        pedalled = pieces.section_notes(np.random.default_rng(seed), replace(section, pedal=True))
+        dry = pieces.section_notes(np.random.default_rng(seed), replace(section, pedal=False))
         lifts = section.seconds_at(np.append(section.harmony.start[1:], section.beats))
         extended = pedalled.offset > dry.offset
 
@@ -134,7 +137,7 @@ def test_the_pedal_holds_notes_until_the_harmony_changes() -> None:
 
 def test_the_melody_sings_above_the_accompaniment() -> None:
     for rng, section in _sections("melody"):
-        sounded = pianistic.section_notes(rng, section)
+        sounded = pieces.section_notes(rng, section)
 
         assert sounded.velocity[sounded.role == MELODY].mean() > sounded.velocity[sounded.role == ACCOMPANIMENT].mean()
         assert sounded.key[sounded.role == MELODY].mean() > sounded.key[sounded.role == ACCOMPANIMENT].mean()
@@ -143,7 +146,7 @@ def test_the_melody_sings_above_the_accompaniment() -> None:
 def test_ornaments_alternate_with_a_neighbouring_note() -> None:
     trills = 0
     for rng, section in _sections("ornaments", count=12):
-        part = pianistic.ornaments(rng, section)
+        part = right_hand.ornaments(rng, section)
         order = np.argsort(part.onset, kind="stable")
         key = part.key[order]
         # a trill or turn: a key, its neighbour, the key again, played quickly
@@ -156,7 +159,7 @@ def test_ornaments_alternate_with_a_neighbouring_note() -> None:
 def test_tempo_bends_with_rubato_and_slows_into_the_cadence() -> None:
     ritardandos = 0
     for seed in range(30):
-        section = pianistic.draw_section(np.random.default_rng(seed), 0.0, home=0)
+        section = pieces.draw_section(np.random.default_rng(seed), 0.0, home=0)
         beat_seconds = np.diff(section.seconds_at(np.arange(section.beats + 1.0)))
 
         assert np.all(60.0 / beat_seconds > 40.0 * 0.6 * 0.85) and np.all(60.0 / beat_seconds < 200.0 * 1.1)
@@ -167,16 +170,16 @@ def test_tempo_bends_with_rubato_and_slows_into_the_cadence() -> None:
 def test_progressions_are_spelled_in_their_key() -> None:
     rng = np.random.default_rng(0)
 
-    assert pianistic.chord_of("V/5", "major", rng)[1].tolist() == [2, 6, 9, 0]  # D F# A C: the dominant of G in C
-    assert pianistic.chord_of("5", "minor", rng)[1].tolist() == [7, 11, 2, 5]  # G B D F: C minor's major dominant
-    assert pianistic.chord_of("m6", "major", rng)[1][:3].tolist() == [8, 0, 3]  # Ab C Eb: bVI borrowed from minor
-    assert pianistic.chord_of("N", "minor", rng)[1].tolist() == [1, 5, 8]  # Db F Ab: the Neapolitan
-    harmony = pianistic.draw_harmony(rng, 32, 4, tonic=2, mode="major", symbols=("1", "V/5", "5", "1"))
-    assert harmony.start[0] == 0 and harmony.end[-1] == 32 and harmony.root[-1] == 2  # ends on D, its tonic
-    assert harmony.root.tolist()[-3:] == [4, 9, 2]  # E7 A D
-    v_of_v = int(np.flatnonzero(harmony.root == 4)[-1])  # E7 in D major: G# replaces G in its chord and scale
-    assert 68 in harmony.chord.keys[v_of_v] and 68 in harmony.scale.keys[v_of_v]
-    assert 67 not in harmony.scale.keys[v_of_v] and 67 in harmony.scale.keys[-1]
+    assert harmony.chord_of("V/5", "major", rng)[1].tolist() == [2, 6, 9, 0]  # D F# A C: the dominant of G in C
+    assert harmony.chord_of("5", "minor", rng)[1].tolist() == [7, 11, 2, 5]  # G B D F: C minor's major dominant
+    assert harmony.chord_of("m6", "major", rng)[1][:3].tolist() == [8, 0, 3]  # Ab C Eb: bVI borrowed from minor
+    assert harmony.chord_of("N", "minor", rng)[1].tolist() == [1, 5, 8]  # Db F Ab: the Neapolitan
+    chords = harmony.draw_harmony(rng, 32, 4, tonic=2, mode="major", symbols=("1", "V/5", "5", "1"))
+    assert chords.start[0] == 0 and chords.end[-1] == 32 and chords.root[-1] == 2  # ends on D, its tonic
+    assert chords.root.tolist()[-3:] == [4, 9, 2]  # E7 A D
+    v_of_v = int(np.flatnonzero(chords.root == 4)[-1])  # E7 in D major: G# replaces G in its chord and scale
+    assert 68 in chords.chord.keys[v_of_v] and 68 in chords.scale.keys[v_of_v]
+    assert 67 not in chords.scale.keys[v_of_v] and 67 in chords.scale.keys[-1]
 
 
 @pytest.mark.parametrize(
@@ -191,7 +194,7 @@ def test_progressions_are_spelled_in_their_key() -> None:
     ],
 )
 def test_bad_settings_name_the_parameter(bad: dict, problem: str) -> None:
-    settings = {**pianistic.DEFAULT_SETTINGS, **bad}
+    settings = {**defaults("corpus")["pianistic"], **bad}
     with pytest.raises(UserError, match=problem):
         pianistic.pianistic_pieces(settings, DropCounts())
     with pytest.raises(UserError, match="corpus.pianistic.seconds: missing"):

@@ -11,6 +11,7 @@ from music21 import converter
 
 from builder.corpus import DropCounts, Piece
 from builder.corpus.sources import score_reading, scores
+from pianoscribe.defaults import defaults
 from pianoscribe.errors import UserError
 
 # the brief's list, written out independently of the code it checks
@@ -190,7 +191,7 @@ def test_selection_is_spread_out_per_collection_and_settings_are_checked(root: P
     chosen = scores.select_entries(entries, {"max_pieces_per_collection": 3, "max_pieces": 0})
     assert [entry.number for entry in chosen] == [736, 745, 754]
     assert len(scores.select_entries(entries, {"max_pieces_per_collection": 0, "max_pieces": 2})) == 2
-    assert scores.checked_settings(None) == scores.DEFAULT_SETTINGS and scores.GENERATOR_VERSION == 1
+    assert scores.checked_settings(None) == defaults("corpus")["scores"] and scores.GENERATOR_VERSION == 1
     with pytest.raises(UserError, match="max_pieces_per_collection"):
         scores.checked_settings({"max_pieces_per_collection": -1})
     with pytest.raises(UserError, match="unknown"):
