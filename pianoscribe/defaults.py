@@ -37,7 +37,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "train_banks": ["timgm6mb", "merlin", "modal", "modal-1", "modal-2", "modal-3"],
         "test_banks": ["steinway", "musescore"],
         "window": "hann",  # hann | none
-        "long_fft_bins": 0,  # > 0: also store fft_long_magnitude, this many 10.8 Hz bins of a 4096-sample window
+        "long_fft_bins": 192,  # > 0: also store fft_long_magnitude, this many 10.8 Hz bins of a 4096-sample window
         "release_seconds": 0.08,  # a note-off fades over this time
         "velocity_exponent": 1.0,  # gain within a layer = (velocity / layer velocity) ** exponent
         "bank_precision": "int16",  # int16 | float32: how the engine holds banks
@@ -93,7 +93,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
             "harmonics": 8,
             "harmonic_divisions": [1, 2, 3],
             "harmonic_filters": 8,
-            "long_fft": False,  # also read the store's fft_long_magnitude (synth.long_fft_bins > 0): the bass
+            "long_fft": True,  # also read the store's fft_long_magnitude (synth.long_fft_bins > 0): the bass
         },
     },
     "decode": {  # how `trainer infer` and `trainer evaluate` turn probabilities into notes

@@ -60,8 +60,9 @@ def test_a_model_reads_the_long_window_and_streams_it_frame_for_frame(long_model
     np.testing.assert_allclose(np.stack(streamed), offline["active"], atol=1e-5)
 
 
-def test_a_long_fft_fit_needs_a_store_with_the_long_window(tiny_store, tmp_path):
-    path, _ = tiny_store
+def test_a_long_fft_fit_needs_a_store_with_the_long_window(tiny_inputs, tmp_path):
+    path = tmp_path / "short.zarr"
+    synthesize_store({**tiny_synth_settings(tiny_inputs, n=2048), "long_fft_bins": 0}, path, tmp_path)
     assert store.LONG_FFT not in store.open_store(path)["train"]
     with pytest.raises(UserError, match="fft_long_magnitude.*synth.long_fft_bins"):
         fit.fit(path, tmp_path / "m.keras", tiny_fit_settings(True), metrics_dir=tmp_path)

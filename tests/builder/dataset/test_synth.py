@@ -165,10 +165,10 @@ def test_long_fft_bins_add_the_long_window_array_and_change_nothing_else(tiny_fi
     from builder.dataset.inspect import describe_store
     from builder.dataset.verify import verify_store
 
-    path, settings, _ = written
-    settings = {**settings, "long_fft_bins": 96}
-    write(settings, tmp_path / "long.zarr")
-    with_long, without = store.open_store(tmp_path / "long.zarr"), store.open_store(path)
+    _, settings, _ = written
+    write({**settings, "long_fft_bins": 0}, tmp_path / "short.zarr")
+    write({**settings, "long_fft_bins": 96}, tmp_path / "long.zarr")
+    with_long, without = store.open_store(tmp_path / "long.zarr"), store.open_store(tmp_path / "short.zarr")
     for side in store.SIDES:
         assert with_long[side][store.LONG_FFT].shape == (without[side]["fft_magnitude"].shape[0], 96)
         assert with_long[side][store.LONG_FFT].dtype == without[side]["fft_magnitude"].dtype

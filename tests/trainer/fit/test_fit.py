@@ -121,11 +121,14 @@ def test_fit_writes_the_model_metrics_and_logs(tiny_store, tmp_path):
 
     # the stored featurization is the train split's, and equals the numpy twin on stored slices
     root = store.open_store(tiny_store[0])
-    train = data.StoreSplit("train", root["train"], int(root.attrs["frames_per_segment"]))
+    train = data.StoreSplit("train", root["train"], int(root.attrs["frames_per_segment"]), long_fft=True)
     mean, std, _ = data.train_statistics(train, 100.0, 2048, 99.0)
     layer = next(layer for layer in model.layers if isinstance(layer, layers.SpectralFeatures))
     np.testing.assert_allclose(np.asarray(layer.mean), mean, rtol=1e-6)
-    slices = train.arrays["fft_magnitude"][:8].astype(np.float32)
+    # the model's input rows: the 512 FFT bins, then the long window's (the default model reads both)
+    slices = np.concatenate(
+        [train.arrays[name][:8].astype(np.float32) for name in ("fft_magnitude", store.LONG_FFT)], axis=1
+    )
     np.testing.assert_allclose(
         np.asarray(layer(slices[None]))[0], features.spectral_features(slices, 100.0, mean, std), rtol=1e-5, atol=1e-5
     )
