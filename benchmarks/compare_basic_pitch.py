@@ -139,10 +139,10 @@ def table_lines(summaries: dict[str, dict], purpose: str) -> list[str]:
                 f"{mine['frame_f1'] - theirs['frame_f1']:+7.3f} {mine['note_f1'] - theirs['note_f1']:+7.3f}"
             )
     octaves = list(ours["frame_f1_by_octave"])
-    lines.append(f"{'':{len(purpose) + 2}s}frame F1 by octave   " + " ".join(f"{name:>7s}" for name in octaves))
+    lines.append(f"{'':{len(purpose) + 2}s}frame F1 by octave         " + " ".join(f"{name:>7s}" for name in octaves))
     for name in (OURS, BASIC_PITCH):
         values = summaries[name][purpose]["frame_f1_by_octave"]
-        lines.append(f"{'':{len(purpose) + 4}s}{name[:19]:19s} " + " ".join(f"{values[o]:7.2f}" for o in octaves))
+        lines.append(f"{'':{len(purpose) + 4}s}{name:25s} " + " ".join(f"{values[o]:7.2f}" for o in octaves))
     return lines
 
 
