@@ -13,10 +13,12 @@ Audio becomes model input in three steps, each defined exactly once here:
    inference without TensorFlow imports it too.
 
 The energy head predicts ``energy_target`` (an amplitude-like, compressed key energy);
-``energy_to_velocity`` maps it back to a MIDI velocity.
+``energy_to_velocity`` maps it back to a MIDI velocity through the model's ``velocity_curve``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -141,12 +143,51 @@ def energy_target(key_energy: np.ndarray, energy_scale: float) -> np.ndarray:
     return np.sqrt(np.maximum(np.asarray(key_energy, dtype=np.float32), 0.0) / np.float32(energy_scale))
 
 
-def energy_to_velocity(energy: np.ndarray) -> np.ndarray:
-    """Predicted compressed energy (the model's ``energy`` head) -> MIDI velocity 1..127 (int).
+def velocity_curve(attack_energy: dict[str, Any] | None, energy_scale: float) -> dict[str, Any] | None:
+    """The store's ``attack_energy`` (``builder.dataset.loudness``: per key and velocity, the ``key_energy`` of a
+    lone note's loudest attack buffer through the train banks) in the energy head's units: what the head reads at
+    the attack of a note of each velocity. ``None`` (a store made before it existed) keeps the linear map."""
+    if not attack_energy:
+        return None
+    targets = energy_target(np.asarray(attack_energy["key_energy"], np.float64), energy_scale)
+    return {
+        "velocities": [int(velocity) for velocity in attack_energy["velocities"]],
+        "energy": [[float(f"{value:.6g}") for value in row] for row in targets],
+    }
 
-    The synth's gain is linear in velocity within a layer and banks are loudness-normalized, so amplitude
-    is about proportional to velocity; take the head's value near the onset. ``ModelInfo.energy_scale``
-    is kept in the model for callers that need raw energies (``key_energy = energy**2 * energy_scale``).
+
+def energy_to_velocity(
+    energy: np.ndarray, keys: np.ndarray | None = None, curve: dict[str, Any] | None = None
+) -> np.ndarray:
+    """The energy head's value at attacks (key indices ``keys``, 0 = A0) -> MIDI velocity 1..127 (int).
+
+    With a ``velocity_curve`` (the model's, from its training banks) each key's attack value is read off that
+    key's curve, log-log interpolated and extended with the end slopes: a key's loudness per velocity differs
+    across the keyboard and is not linear across layers. Without one, velocity = 127 x energy (older models; it
+    reads ~4x low on a piano the model never heard, issue 13).
     """
-    velocity = np.rint(127.0 * np.asarray(energy, dtype=np.float64))
-    return np.clip(velocity, 1, 127).astype(np.int64)
+    energy = np.asarray(energy, dtype=np.float64)
+    if curve is None or keys is None:
+        velocity = 127.0 * energy
+    else:
+        log_velocities = np.log(np.asarray(curve["velocities"], np.float64))
+        log_energy = np.log(np.maximum(np.asarray(curve["energy"], np.float64), 1e-12))
+        keys = np.asarray(keys)
+        velocity = np.zeros(len(energy))
+        for key in np.unique(keys):
+            chosen = keys == key
+            velocity[chosen] = np.exp(
+                _loglog_inverse(np.log(np.maximum(energy[chosen], 1e-12)), log_energy[key], log_velocities)
+            )
+    return np.clip(np.rint(velocity), 1, 127).astype(np.int64)
+
+
+def _loglog_inverse(log_value: np.ndarray, log_energy: np.ndarray, log_velocities: np.ndarray) -> np.ndarray:
+    """log velocity at ``log_value`` on the curve ``log_energy(log_velocities)``, made increasing first."""
+    log_energy = np.maximum.accumulate(log_energy) + 1e-9 * np.arange(len(log_energy))
+    low_slope = (log_velocities[1] - log_velocities[0]) / max(log_energy[1] - log_energy[0], 1e-6)
+    high_slope = (log_velocities[-1] - log_velocities[-2]) / max(log_energy[-1] - log_energy[-2], 1e-6)
+    inside = np.interp(log_value, log_energy, log_velocities)
+    below = log_velocities[0] + (log_value - log_energy[0]) * low_slope
+    above = log_velocities[-1] + (log_value - log_energy[-1]) * high_slope
+    return np.where(log_value < log_energy[0], below, np.where(log_value > log_energy[-1], above, inside))

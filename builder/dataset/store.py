@@ -9,7 +9,9 @@ Layout (Zarr v3)::
 
     /                      attrs: format_version, params, banks, corpora, split, versions, frames_per_segment,
                                   sample_rate, buffer_size, rows, statistics, shards (rows and sha256 of each
-                                  shard of each side: builder verify), complete (written last)
+                                  shard of each side: builder verify), attack_energy (how loud each key x
+                                  velocity is through the train banks: builder.dataset.loudness),
+                                  complete (written last)
     /train, /test          one group per side of the split by piece
         fft_magnitude      [rows, 512]  float16|float32   |rfft(window * buffer)| bins 0..511
         fft_long_magnitude [rows, B]    float16|float32   optional (synth.long_fft_bins = B > 0): the 4096-sample

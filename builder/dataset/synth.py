@@ -36,6 +36,7 @@ import zarr
 
 from builder.corpus import read_corpus
 from builder.dataset import store
+from builder.dataset.loudness import attack_energy
 from builder.dataset.plan import PieceTable, piece_side, piece_table, release_samples, split_rows
 from builder.dataset.provenance import HASH_CACHE_NAME, hash_files, versions
 from builder.dataset.resume import (
@@ -255,6 +256,8 @@ def synthesize(
             "statistics": {side: store.statistics_attrs(statistics[side]) for side in store.SIDES},
             "shards": {side: _shard_attrs(records, side) for side in store.SIDES},
         }
+        if "train" in side_banks:  # how loud each key and velocity is in what the model learns from
+            attrs["attack_energy"] = attack_energy(side_banks["train"], settings)
         raw = store.raw_bytes(root)
         seal(root, out, attrs)
     return SynthSummary(

@@ -88,3 +88,26 @@ def test_energy_target_and_velocity_are_monotonic_and_bounded():
     velocity = features.energy_to_velocity(target)
     assert velocity.tolist() == [1, 13, 64, 127, 127]
     assert features.energy_to_velocity(np.array([-0.3])).tolist() == [1]
+
+
+def test_a_velocity_curve_is_read_per_key_log_log_and_extended_at_both_ends():
+    """Key 0 is 4x louder than key 1 at every velocity; amplitude ~ velocity on key 0, ~ velocity**2 on key 1."""
+    velocities = np.array([16, 64, 127])
+    energy = np.zeros((88, 3))
+    energy[0] = velocities / 127
+    energy[1] = (velocities / 127) ** 2 / 4
+    curve = {"velocities": velocities.tolist(), "energy": energy.tolist()}
+    keys = np.array([0, 0, 0, 1, 1, 1])
+    heard = np.array([16 / 127, 32 / 127, 8 / 127, 0.25, (32 / 127) ** 2 / 4, 1.0])
+    read = features.energy_to_velocity(heard, keys, curve)
+    assert read.tolist() == [16, 32, 8, 127, 32, 127]  # at a point, between (log-log), below, above (clipped)
+    assert features.energy_to_velocity(np.array([0.5]), np.array([0]), None).tolist() == [64]  # no curve: linear
+    monotone = features.energy_to_velocity(np.linspace(0, 2, 200), np.zeros(200, int), curve)
+    assert np.all(np.diff(monotone) >= 0) and monotone.min() >= 1 and monotone.max() == 127
+
+
+def test_the_store_attack_energy_becomes_head_units():
+    attack = {"velocities": [64, 127], "key_energy": [[4.0, 16.0]] * 88}
+    curve = features.velocity_curve(attack, energy_scale=16.0)
+    assert curve == {"velocities": [64, 127], "energy": [[0.5, 1.0]] * 88}
+    assert features.velocity_curve(None, 16.0) is None  # a store made before stores recorded it

@@ -24,6 +24,7 @@ from pianoscribe.constants import N_BINS
 from pianoscribe.errors import UserError
 from pianoscribe.storage import StoreLocation, store_location
 from trainer import data as data_module
+from trainer.features import velocity_curve
 from trainer.fit.checkpoint import Checkpoint, EpochBackup, History, fingerprint, training_setup
 from trainer.fit.distribution import STRATEGIES, distribution
 from trainer.fit.losses import compile_model
@@ -103,6 +104,7 @@ def fit(
         model, info = architectures.new_model(
             settings, window, feature_mean, feature_std, energy_scale, long_fft_bins=train.input_bins - N_BINS
         )
+        info.velocity_curve = velocity_curve(store_attrs.get("attack_energy"), energy_scale)
         compile_model(model, settings, total_steps=steps_per_epoch * int(settings["epochs"]))
     macs = architectures.macs_per_frame(model)
     test_batches = data_module.evaluation_dataset(

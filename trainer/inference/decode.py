@@ -2,7 +2,8 @@
 
 A note starts at a peak of the onset head above ``onset_threshold`` and lasts while the frame head stays
 above ``frame_threshold`` (a new onset on the same key ends it: a re-strike); notes shorter than
-``min_note_seconds`` are dropped; velocity comes from the energy head at the attack. The thresholds come from
+``min_note_seconds`` are dropped; velocity comes from the energy head at the attack, read off the model's
+per-key velocity curve (``trainer.features.energy_to_velocity``). The thresholds come from
 the ``decode`` params section shared by ``trainer infer`` and ``trainer evaluate`` (null: the model file's).
 """
 
@@ -28,6 +29,7 @@ class DecodeSettings:
     onset_threshold: float
     frame_threshold: float
     min_note_seconds: float
+    velocity_curve: dict[str, Any] | None = None  # the model's (ModelInfo.velocity_curve): energy -> velocity
 
     @classmethod
     def resolve(cls, settings: dict[str, Any], info) -> DecodeSettings:
@@ -45,7 +47,7 @@ class DecodeSettings:
             if name == "min_note_seconds" and value < 0.0:
                 raise UserError(f"decode.{name}: must be >= 0, got {value}")
             values[name] = value
-        return cls(**values)
+        return cls(**values, velocity_curve=getattr(info, "velocity_curve", None))
 
 
 def decode_notes(
@@ -101,7 +103,7 @@ def decode_notes(
     notes["onset"] = onset_seconds
     notes["offset"] = offset_seconds
     notes["key"] = start_key + LOWEST_KEY
-    notes["velocity"] = energy_to_velocity(attack_energy)
+    notes["velocity"] = energy_to_velocity(attack_energy, start_key, decode.velocity_curve)
     return notes[np.lexsort((notes["key"], notes["onset"]))]
 
 

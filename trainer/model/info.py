@@ -31,6 +31,9 @@ class ModelInfo:
     min_note_seconds: float = 0.05
     versions: dict[str, str] = dataclasses.field(default_factory=dict)  # libraries it was trained with
     long_fft_bins: int = 0  # > 0: the input's columns after the 512 FFT bins are the long window's (features.py)
+    # the energy head's value at the attack of each key x velocity in the training banks (features.velocity_curve):
+    # {"velocities": [V], "energy": [88][V]}; None (older models): velocity = 127 x energy
+    velocity_curve: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from builder.dataset import store, synth
+from builder.dataset.loudness import attack_energy
 from builder.dataset.plan import piece_side
 from pianoscribe.defaults import defaults
 from pianoscribe.errors import UserError
@@ -76,6 +77,8 @@ def test_the_store_records_parameters_hashes_and_statistics(written, tiny_files)
     assert train["rows"] == 360 and sum(train["active_per_key"]) == train["active_total"]
     assert summary.keys_covered["train"] == sum(count > 0 for count in train["active_per_key"]) > 0
     assert {"numpy", "zarr", "engine", "pianoscribe"} <= set(attrs["versions"])
+    # how loud each key x velocity is through the train bank, for the model's velocity curve
+    assert attrs["attack_energy"] == attack_energy([tiny_files["train_bank"]], settings)
 
 
 def test_same_seed_same_bytes_whatever_the_threads(tiny_files, tmp_path):

@@ -238,3 +238,28 @@ def test_a_stale_onnx_twin_is_not_run(piano_model, chord_audio, tmp_path: Path) 
     assert export.exit_code == 0, export.output
     result, output = infer(keras_path, str(tmp_path / "chord.wav"), "--out-dir", str(tmp_path / "renewed"))
     assert result.exit_code == 0 and "warning" not in output and "(onnx)" in output, output
+
+
+def test_velocities_come_from_the_training_banks_curve_and_grow_with_velocity(piano_model) -> None:
+    """The model carries its store's attack loudness (``attack_energy``) in head units; louder notes read louder."""
+    from builder import banks
+    from builder.dataset import render
+    from builder.dataset.store import attributes, open_store
+    from trainer.features import velocity_curve
+    from trainer.inference.decode import DecodeSettings
+    from trainer.inference.frame_model import FrameModel
+    from trainer.inference.transcribe import transcribe_audio
+
+    frame_model = FrameModel.load(piano_model.model.with_suffix(".onnx"))
+    attack = attributes(open_store(piano_model.store))["attack_energy"]
+    assert frame_model.info.velocity_curve == velocity_curve(attack, frame_model.info.energy_scale)
+    bank = banks.read_bank(piano_model.bank)
+    read = []
+    for velocity in (40, 80, 120):
+        audio = render.render_notes(
+            np.array([(0.3, 0.8, 60, velocity)], dtype=NOTE_DTYPE), bank, piano_model.synth_settings
+        )
+        notes = transcribe_audio(audio, frame_model, DecodeSettings.resolve({}, frame_model.info)).notes
+        assert notes["key"].tolist() == [60]
+        read.append(int(notes["velocity"][0]))
+    assert read == sorted(read) and read[0] < read[-1], read
