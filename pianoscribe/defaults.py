@@ -74,6 +74,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "strategy": "default",  # default (one device) | mirrored (every visible GPU; docs/scaling.md)
         "loss_weights": {"active": 1.0, "onset": 1.0, "energy": 0.5},
         "positive_weight": {"active": 2.0, "onset": 10.0},
+        "onset_target_frames": 1,  # 2: a note's onset is a target in its buffer and the next (heard there too)
         "compression": 100.0,
         "steps_per_epoch": 1200,
         "val_steps": 0,

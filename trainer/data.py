@@ -193,7 +193,25 @@ def training_dataset(
     epochs = [_epoch_batches(split, settings, energy_scale, epoch, steps) for epoch in range(first_epoch, last_epoch)]
     batches = functools.reduce(tf.data.Dataset.concatenate, epochs)
     batches = batches.map(_to_model_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    onset_frames = int(settings["onset_target_frames"])
+    if onset_frames > 1:
+        batches = batches.map(functools.partial(_widen_onsets, frames=onset_frames))
     return batches.prefetch(tf.data.AUTOTUNE), steps
+
+
+def _widen_onsets(fft_magnitude, targets, frames: int):
+    """Training only: a key's onset target is also set in the ``frames - 1`` buffers after its onset buffer.
+
+    A note that starts in a buffer's last samples is labelled there but heard in the next; a target over both
+    lets the onset head fire where the attack is audible. Decoding takes the first frame of a run of onset
+    frames, so the onset time stays the labelled buffer's when the head fires on both. (The first frames of a
+    segment cannot see an onset in the buffer before the segment: they keep their own label.)
+    """
+    onset = targets["onset"]
+    widened = onset
+    for shift in range(1, frames):
+        widened = tf.maximum(widened, tf.pad(onset[:, :-shift], [[0, 0], [shift, 0], [0, 0]]))
+    return fft_magnitude, {**targets, "onset": widened}
 
 
 def _epoch_batches(

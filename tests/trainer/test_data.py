@@ -117,6 +117,30 @@ def test_batches_hold_whole_segments_with_all_targets(splits):
     np.testing.assert_allclose(first_targets["energy"].numpy()[0], expected, rtol=2e-3, atol=1e-3)
 
 
+def test_onset_targets_can_cover_the_buffer_after_the_onset_too(splits):
+    """``onset_target_frames: 2``: the same batches, each onset target also set in the next frame of its segment;
+    nothing else changes."""
+    train = splits["train"]
+    one, two = (
+        next(
+            iter(
+                data.training_dataset(
+                    train, settings(batch_size=64 * train.frames_per_segment, onset_target_frames=n), 1.0
+                )[0]
+            )
+        )
+        for n in (1, 2)
+    )
+    np.testing.assert_array_equal(one[0].numpy(), two[0].numpy())
+    onset = one[1]["onset"].numpy()
+    assert onset.sum() > 10  # the tiny store's segments hold onsets
+    expected = onset.copy()
+    expected[:, 1:] = np.maximum(onset[:, 1:], onset[:, :-1])
+    np.testing.assert_array_equal(two[1]["onset"].numpy(), expected)
+    for head in ("active", "energy"):
+        np.testing.assert_array_equal(one[1][head].numpy(), two[1][head].numpy())
+
+
 def test_evaluation_reads_the_whole_split_in_store_order(splits):
     test = splits["test"]
     batches = list(data.evaluation_dataset(test, 5 * test.frames_per_segment, 1.0))

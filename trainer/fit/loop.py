@@ -215,6 +215,9 @@ def _check_settings(settings: dict[str, Any]) -> None:
     positive = settings["positive_weight"]
     if not isinstance(positive, dict) or set(positive) != {"active", "onset"} or min(positive.values()) <= 0:
         raise UserError(f"fit.positive_weight: expected positive weights for active and onset, got {positive}")
+    onset_frames = settings["onset_target_frames"]
+    if not isinstance(onset_frames, int) or isinstance(onset_frames, bool) or not 1 <= onset_frames <= 4:
+        raise UserError(f"fit.onset_target_frames: expected a whole number from 1 to 4, got {onset_frames!r}")
 
 
 class TestSplitScores(keras.callbacks.Callback):

@@ -185,6 +185,8 @@ def test_missing_and_incomplete_stores_and_bad_settings_are_one_line_errors(tiny
         fit_module.fit(tiny_store[0], tmp_path / "m.h5", tiny_fit_settings(), tmp_path)
     with pytest.raises(UserError, match="batch_size"):
         fit_module.fit(tiny_store[0], tmp_path / "m.keras", tiny_fit_settings(batch_size=10**6), tmp_path)
+    with pytest.raises(UserError, match="fit.onset_target_frames: expected a whole number from 1 to 4, got 0"):
+        fit_module.fit(tiny_store[0], tmp_path / "m.keras", tiny_fit_settings(onset_target_frames=0), tmp_path)
 
 
 class RecordingReport(fit_module.SilentReport):
