@@ -63,7 +63,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "fit": {
         "arch": "context",
-        "epochs": 8,
+        "epochs": 6,
         "batch_size": 256,
         "learning_rate": 0.001,
         "lr_schedule": "cosine",
