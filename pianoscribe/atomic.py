@@ -46,7 +46,7 @@ def atomic_path(
     except BaseException as error:
         remove(temporary)
         if isinstance(error, OSError) and _concerns(error, temporary):
-            raise UserError(f"{final_path}: {error.strerror or error}") from error
+            raise UserError(f"{final_path}: {_reason(error)}") from error
         raise
 
 
@@ -71,10 +71,10 @@ def atomic_paths(final_paths: Sequence[Path], replaceable: Replaceable = is_regu
             raise
         if error.filename is None and error.errno in SPACE_ERRNOS:  # which of the files filled it is unknown
             names = ", ".join(path.name for path in final_paths)
-            raise UserError(f"{final_paths[0].parent}: {error.strerror} (writing {names})") from error
+            raise UserError(f"{final_paths[0].parent}: {_reason(error)} (writing {names})") from error
         failed = next((path for temporary, path in zip(temporaries, final_paths) if _concerns(error, temporary)), None)
         if failed is not None:
-            raise UserError(f"{failed}: {error.strerror or error}") from error
+            raise UserError(f"{failed}: {_reason(error)}") from error
         raise
 
 
@@ -121,6 +121,14 @@ def _replace(temporary: Path, final_path: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
     else:
         os.replace(temporary, final_path)
+
+
+def _reason(error: OSError) -> str:
+    """What went wrong, without our temporary name: a full disk is said plainly (h5py's message for it is a
+    paragraph of libhdf5 detail that names the temporary file)."""
+    if error.errno in SPACE_ERRNOS:
+        return os.strerror(error.errno)
+    return str(error.strerror or error)
 
 
 def _concerns(error: BaseException, temporary: Path) -> bool:

@@ -312,6 +312,15 @@ def test_write_read_round_trip_and_identical_bytes(small_bank, tmp_path):
         assert bank_file.attrs["format_version"] == banks.FORMAT_VERSION
 
 
+def test_a_full_disk_while_writing_a_bank_is_one_plain_line_and_leaves_nothing(small_bank, small_disk):
+    """libhdf5's message for a full disk is a paragraph naming our temporary file: the user sees their path."""
+    disk = small_disk("64k")  # too small for the bank: the write fails partway
+    with pytest.raises(UserError) as raised:
+        banks.write_bank(small_bank, disk / "bank.h5")
+    assert str(raised.value) == f"{disk / 'bank.h5'}: No space left on device"
+    assert list(disk.iterdir()) == []
+
+
 def test_top_layer_attack_rms_is_normalized(small_bank, tmp_path):
     banks.write_bank(small_bank, tmp_path / "bank.h5")
     with h5py.File(tmp_path / "bank.h5") as bank_file:
