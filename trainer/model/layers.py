@@ -268,3 +268,36 @@ def harmonic_multiples(harmonics: int, divisions: tuple[int, ...]) -> np.ndarray
         raise UserError(f"fit.context.harmonic_divisions: expected positive integers, got {list(divisions)}")
     multiples = {round(n / division, 9) for division in divisions for n in range(1, harmonics * division + 1)}
     return np.array(sorted(multiples), dtype=np.float64)
+
+
+@keras.saving.register_keras_serializable(package="pianoscribe")
+class StackHeads(keras.layers.Layer):
+    """Heads ``{active, onset, energy}`` ``[batch, time, 88]`` each -> ``[batch, time, 88, 3]``: what the offline
+    pass reads (``trainer.model.offline``)."""
+
+    def call(self, active, onset, energy):
+        return keras.ops.stack([active, onset, energy], axis=-1)
+
+    def compute_output_shape(self, active_shape, onset_shape=None, energy_shape=None):
+        return (*active_shape, 3)
+
+
+@keras.saving.register_keras_serializable(package="pianoscribe")
+class CorrectedProbability(keras.layers.Layer):
+    """``sigmoid(logit(heads[..., channel]) + correction[..., channel])``: the offline pass corrects the streaming
+    model's probability in logit space, so a zero correction (its initial state) passes it through unchanged."""
+
+    def __init__(self, channel: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channel = int(channel)
+
+    def call(self, heads, correction):
+        probability = keras.ops.clip(heads[..., self.channel], 1e-4, 1.0 - 1e-4)
+        logit = keras.ops.log(probability) - keras.ops.log(1.0 - probability)
+        return keras.ops.sigmoid(logit + correction[..., self.channel])
+
+    def compute_output_shape(self, heads_shape, correction_shape=None):
+        return tuple(heads_shape[:-1])
+
+    def get_config(self):
+        return {**super().get_config(), "channel": self.channel}

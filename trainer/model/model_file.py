@@ -82,6 +82,16 @@ def load_model(path: Path | str) -> tuple[keras.Model, ModelInfo]:
     return model, info
 
 
+def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The model's layers, and those of the models nested in it (the offline model holds the streaming one)."""
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(all_layers(layer))
+    return found
+
+
 def check_featurization(model: keras.Model, info: ModelInfo, path: Path | str) -> None:
     """The model must take 512-bin slices of 1024-sample buffers at 44.1 kHz and carry its own features layer."""
     problems = grid_problems(info)
@@ -89,7 +99,7 @@ def check_featurization(model: keras.Model, info: ModelInfo, path: Path | str) -
         problems.append(
             f"input has shape {tuple(model.inputs[0].shape)}, expected (batch, time, {N_BINS + info.long_fft_bins})"
         )
-    if not any(isinstance(layer, SpectralFeatures) for layer in model.layers):
+    if not any(isinstance(layer, SpectralFeatures) for layer in all_layers(model)):
         problems.append("no featurization layer inside")
     missing_heads = set(HEADS) - set(model.output_names if hasattr(model, "output_names") else [])
     if missing_heads:
