@@ -97,6 +97,22 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
             "long_fft": True,  # also read the store's fft_long_magnitude (synth.long_fft_bins > 0): the bass
         },
     },
+    "offline": {  # the offline model: a pass over the streaming model's heads, seconds ahead and back
+        "pieces": 240,  # training pieces rendered, spread over the store's corpora (train split only)
+        "seconds": 30.0,  # of each piece, from a random start
+        "seed": 0,
+        "width": 32,  # channels of every layer of the pass
+        "key_span": 24,  # keys seen on each side (partials of the notes 1-2 octaves below and above)
+        "time_kernel": 5,  # frames per temporal convolution ...
+        "dilations": [1, 5, 25],  # ... at these dilations: sees 2 x (1 + 5 + 25) = 62 frames (1.4 s) either side
+        "epochs": 4,
+        "steps_per_epoch": 75,
+        "batch_windows": 16,  # windows per batch ...
+        "window_frames": 192,  # ... of this many frames (4.5 s)
+        "learning_rate": 0.003,  # cosine-decayed to 0 over all steps
+        "onset_scale_min": 1.0,  # each window's onset head x uniform(this, 1): weaker onsets, as on unheard pianos
+        "positive_weight": {"active": 2.0, "onset": 10.0},  # as fit.positive_weight: calibrated like the streaming
+    },
     "decode": {  # how `trainer infer` and `trainer evaluate` turn probabilities into notes
         "onset_threshold": 0.75,  # null: the value stored in the model file
         "frame_threshold": 0.25,

@@ -82,6 +82,13 @@ class _RichFitReport:
     def epoch_end(self, epoch: int, epochs: int, logs: dict) -> None:
         if self.progress is not None and self.task is not None:
             self.progress.remove_task(self.task)
+        if "val_loss" not in logs:  # trainer fit-offline: training losses only
+            console.print(
+                f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', float('nan')):.4f}  "
+                f"(active {logs.get('active_loss', float('nan')):.4f}, "
+                f"onset {logs.get('onset_loss', float('nan')):.4f})"
+            )
+            return
         console.print(
             f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', float('nan')):.4f}  "
             f"test: loss {logs.get('val_loss', float('nan')):.4f}  "
@@ -123,6 +130,30 @@ def fit(
         )
         location = store_location(data, storage_option)
         fit_model(location, model, settings, metrics_dir=Path("metrics"), report=_RichFitReport())
+
+    run_reporting_errors(body, debug)
+
+
+@app.command("fit-offline")
+def fit_offline(
+    data: DataStore = "data/dataset.zarr",
+    model: Annotated[
+        Path, typer.Option(help="The streaming model the offline pass reads (written by trainer fit).")
+    ] = Path("models/model.keras"),
+    out: Annotated[
+        Path, typer.Option(help="The offline model to write (.keras; its ONNX twin goes beside it).")
+    ] = Path("models/offline.keras"),
+    storage_option: StorageOptions = None,
+    params_file: ParamsFile = None,
+    debug: Debug = False,
+) -> None:
+    """Train the offline pass over the streaming model's heads (1.4 s ahead and back) and write the offline model."""
+    from trainer.fit.offline import fit_offline as fit_offline_model
+
+    def body() -> None:
+        settings = load_params(params_file).section("offline", _warn)
+        location = store_location(data, storage_option)
+        fit_offline_model(location, model, out, settings, metrics_dir=Path("metrics"), report=_RichFitReport())
 
     run_reporting_errors(body, debug)
 
@@ -241,6 +272,10 @@ def infer(
 @app.command()
 def evaluate(
     model: RunModelPath = Path("models/model.keras"),
+    offline_model: Annotated[
+        Path | None,
+        typer.Option(help="Also score this offline model (trainer fit-offline) on the same audio: eval_offline.json."),
+    ] = None,
     backend: Backend = "auto",
     data: DataStore = "data/dataset.zarr",
     pieces: Annotated[
@@ -275,8 +310,15 @@ def evaluate(
         )
         frame_model = FrameModel.load(model, backend, warn=_warn)
         decode = _decode_settings(params, frame_model.info, onset_threshold, frame_threshold, min_note)
+        offline = None
+        if offline_model is not None:
+            offline_frame_model = FrameModel.load(offline_model, backend, warn=_warn)
+            offline_decode = _decode_settings(
+                params, offline_frame_model.info, onset_threshold, frame_threshold, min_note
+            )
+            offline = (offline_frame_model, offline_decode)
         with console.status("evaluating") as status:
-            result = evaluate_module.evaluate(
+            results = evaluate_module.evaluate(
                 frame_model,
                 decode,
                 store_location(data, storage_option),
@@ -285,14 +327,20 @@ def evaluate(
                 metrics_dir,
                 settings,
                 progress=status.update,
+                offline=offline,
             )
-        for line in summary_lines(result.summary):
-            console.print(line, soft_wrap=True)
-        console.print(
-            f"wrote {metrics_dir / 'eval.json'}, {metrics_dir / 'eval_pieces.json'}, {metrics_dir / 'eval_roll.png'} "
-            f"({result.roll_piece.piece_id} through {result.roll_piece.bank}); audio and transcriptions in {eval_dir}",
-            soft_wrap=True,
-        )
+        for name, result in results.items():
+            prefix = "eval" if name == "model" else f"eval_{name}"
+            console.print(f"[bold]{result.summary['model']['arch']} model[/bold] ({prefix}.json)", soft_wrap=True)
+            for line in summary_lines(result.summary):
+                console.print(line, soft_wrap=True)
+            console.print(
+                f"wrote {metrics_dir / (prefix + '.json')}, {metrics_dir / (prefix + '_pieces.json')}, "
+                f"{metrics_dir / (prefix + '_roll.png')} ({result.roll_piece.piece_id} through "
+                f"{result.roll_piece.bank})",
+                soft_wrap=True,
+            )
+        console.print(f"audio and transcriptions in {eval_dir}", soft_wrap=True)
 
     run_reporting_errors(body, debug)
 

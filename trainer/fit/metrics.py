@@ -28,8 +28,14 @@ def write_metrics(metrics_dir: Path, rows: list[dict[str, Any]], summary: dict[s
         lines.append(",".join(_csv_value(row.get(column)) for column in CSV_COLUMNS))
     with atomic_path(metrics_dir / "fit.csv") as temporary:
         temporary.write_text("\n".join(lines) + "\n")
-    with atomic_path(metrics_dir / "fit.json") as temporary:
-        temporary.write_text(json.dumps(_rounded(summary), indent=2) + "\n")
+    write_json(summary, metrics_dir / "fit.json")
+
+
+def write_json(values: dict[str, Any], path: Path) -> None:
+    """One metrics file (DVC metrics), atomically, floats rounded."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(_rounded(values), indent=2) + "\n")
 
 
 def _csv_value(value: Any) -> str:
