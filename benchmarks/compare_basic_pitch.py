@@ -12,9 +12,11 @@ Speed is measured the way a user runs each system, as whole processes over all t
 backend (onnxruntime on the model's ONNX twin), with ``--backend keras`` (TensorFlow) and with ``--png``, against a
 process that imports basic-pitch, loads its model once and writes a MIDI file per input. Each is run
 ``--repeats`` times, interleaved, and the fastest run counts (the machine is shared). Plus our streaming cost per
-buffer.
+buffer. The offline model (``--offline-model``, ``trainer fit-offline``; skipped when the file is missing) is scored
+and timed the same way, as a third system: it is the fair peer of basic-pitch, which also reads whole files.
 
     .venv/bin/python benchmarks/compare_basic_pitch.py [--eval-dir data/eval] [--model models/model.keras]
+        [--offline-model models/offline.keras]
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from trainer.inference.transcribe import transcribe_file
 
 BASIC_PITCH = "basic-pitch 0.4.0 (onnx)"
 OURS = "pianoscribe"
+OURS_OFFLINE = "pianoscribe offline"
 # a user's basic-pitch run: import it, load the model once, write one MIDI file per input
 BASIC_PITCH_PROCESS = """
 import contextlib, io, logging, sys, warnings
@@ -120,12 +123,13 @@ def streaming_milliseconds(frame_model: FrameModel, audio_path: Path, buffers: i
     return 1000 * (time.perf_counter() - started) / max(len(audio) // BUFFER_SIZE, 1)
 
 
-def table_lines(summaries: dict[str, dict], purpose: str) -> list[str]:
-    """One row per kind x piano: our scores, basic-pitch's, and the difference in frame and note F1."""
-    ours, peer = summaries[OURS][purpose], summaries[BASIC_PITCH][purpose]
+def table_lines(summaries: dict[str, dict], purpose: str, system: str = OURS) -> list[str]:
+    """One row per kind x piano: our scores (``system``), basic-pitch's, and the difference in frame and note F1."""
+    ours, peer = summaries[system][purpose], summaries[BASIC_PITCH][purpose]
     lines = [
+        f"{system} vs basic-pitch",
         f"{purpose}: {'kind':10s} {'piano':10s} | {'ours: frame':>11s} {'note':>6s} {'+off':>6s} {'vel':>5s} | "
-        f"{'basic-pitch: frame':>18s} {'note':>6s} {'+off':>6s} {'vel':>5s} | {'d frame':>7s} {'d note':>7s}"
+        f"{'basic-pitch: frame':>18s} {'note':>6s} {'+off':>6s} {'vel':>5s} | {'d frame':>7s} {'d note':>7s}",
     ]
     for kind, by_piano in ours.items():
         if kind == "frame_f1_by_octave":
@@ -140,7 +144,7 @@ def table_lines(summaries: dict[str, dict], purpose: str) -> list[str]:
             )
     octaves = list(ours["frame_f1_by_octave"])
     lines.append(f"{'':{len(purpose) + 2}s}frame F1 by octave         " + " ".join(f"{name:>7s}" for name in octaves))
-    for name in (OURS, BASIC_PITCH):
+    for name in (system, BASIC_PITCH):
         values = summaries[name][purpose]["frame_f1_by_octave"]
         lines.append(f"{'':{len(purpose) + 4}s}{name:25s} " + " ".join(f"{values[o]:7.2f}" for o in octaves))
     return lines
@@ -150,6 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval-dir", type=Path, default=Path("data/eval"))
     parser.add_argument("--model", type=Path, default=Path("models/model.keras"))
+    parser.add_argument("--offline-model", type=Path, default=Path("models/offline.keras"))
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, default=Path("metrics/compare_basic_pitch.json"))
     parser.add_argument("--onset-threshold", type=float, help="override params.yaml decode.onset_threshold")
@@ -169,26 +174,33 @@ def main() -> None:
         f"{', '.join(sorted({p.bank for p in pieces}))}), {audio_seconds:.0f} s of audio, from {args.eval_dir}; "
         f"{os.cpu_count()} CPU cores"
     )
-    frame_model, ours = ours_runner(
-        args.model, args.params, {"onset_threshold": args.onset_threshold, "frame_threshold": args.frame_threshold}
-    )
+    overrides = {"onset_threshold": args.onset_threshold, "frame_threshold": args.frame_threshold}
+    frame_model, ours = ours_runner(args.model, args.params, overrides)
+    systems = [(OURS, ours, args.model)]
+    if args.offline_model.exists():
+        systems.append((OURS_OFFLINE, ours_runner(args.offline_model, args.params, overrides)[1], args.offline_model))
+    else:
+        print(f"{args.offline_model}: no such file, the offline model is left out (make it with trainer fit-offline)")
     summaries = {}
-    for name, transcribe in ((OURS, ours), (BASIC_PITCH, basic_pitch_runner())):
+    for name, transcribe in [*((name, run) for name, run, _ in systems), (BASIC_PITCH, basic_pitch_runner())]:
         estimates = [transcribe(piece.audio_path) for piece in pieces]
         summaries[name] = summarize(pieces, estimates, n_frames, headline=False)
-    for purpose in ("report", "tune"):
-        if purpose in summaries[OURS]:
-            print("\n".join(table_lines(summaries, purpose)))
+    for name, _, _ in systems:
+        for purpose in ("report", "tune"):
+            if purpose in summaries[name]:
+                print("\n".join(table_lines(summaries, purpose, name)))
 
     files = [str(piece.audio_path) for piece in pieces]
     trainer = Path(sys.executable).parent / "trainer"
-    infer = [str(trainer), "infer", *files, "--model", str(args.model), "--params", str(args.params), "--overwrite"]
+    infer = [str(trainer), "infer", *files, "--params", str(args.params), "--overwrite"]
     commands = {
-        f"{OURS} (onnxruntime)": [*infer, "--backend", "auto"],
-        f"{OURS} (keras)": [*infer, "--backend", "keras"],
-        f"{OURS} (onnxruntime, --png)": [*infer, "--backend", "auto", "--png"],
+        f"{OURS} (onnxruntime)": [*infer, "--model", str(args.model), "--backend", "auto"],
+        f"{OURS} (keras)": [*infer, "--model", str(args.model), "--backend", "keras"],
+        f"{OURS} (onnxruntime, --png)": [*infer, "--model", str(args.model), "--backend", "auto", "--png"],
         BASIC_PITCH: [sys.executable, "-c", BASIC_PITCH_PROCESS],
     }
+    if len(systems) > 1:
+        commands[f"{OURS_OFFLINE} (onnxruntime)"] = [*infer, "--model", str(args.offline_model), "--backend", "auto"]
     seconds: dict[str, float] = {}
     for _ in range(max(args.repeats, 1)):
         for name, command in commands.items():
@@ -209,13 +221,15 @@ def main() -> None:
         f"pianoscribe streaming: {push_ms:.2f} ms per 1024-sample buffer ({buffer_ms:.1f} ms of audio, "
         f"{buffer_ms / push_ms:.0f}x realtime), latency {frame_model.info.lookahead_frames} buffer(s) lookahead"
     )
-    report = summaries[OURS].get("report", {}).get(ALL, {}).get(ALL)
-    if report:
-        peer = summaries[BASIC_PITCH]["report"][ALL][ALL]
-        print(
-            f"report, all kinds and pianos: ours - basic-pitch frame F1 {report['frame_f1'] - peer['frame_f1']:+.3f}, "
-            f"note-onset F1 {report['note_f1'] - peer['note_f1']:+.3f}"
-        )
+    for name, _, _ in systems:
+        report = summaries[name].get("report", {}).get(ALL, {}).get(ALL)
+        if report:
+            peer = summaries[BASIC_PITCH]["report"][ALL][ALL]
+            print(
+                f"report, all kinds and pianos: {name} - basic-pitch frame F1 "
+                f"{report['frame_f1'] - peer['frame_f1']:+.3f}, "
+                f"note-onset F1 {report['note_f1'] - peer['note_f1']:+.3f}"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
@@ -224,6 +238,9 @@ def main() -> None:
                 "systems": summaries,
                 "whole_process_seconds": seconds,
                 "speed_ratio": peer_seconds / seconds[f"{OURS} (onnxruntime)"],
+                "speed_ratio_offline": (
+                    peer_seconds / seconds[f"{OURS_OFFLINE} (onnxruntime)"] if len(systems) > 1 else None
+                ),
                 "streaming_ms_per_buffer": push_ms,
             },
             indent=2,

@@ -19,6 +19,7 @@ STAGE_ENTRIES = {
     "corpus": ["builder.corpus"],
     "synth": ["builder.dataset.synth", "builder.banks", "builder.corpus"],
     "fit": ["trainer.fit"],
+    "fit_offline": ["trainer.fit.offline"],
     "evaluate": ["trainer.evaluation.evaluate", "trainer.inference.frame_model"],
 }
 

@@ -7,7 +7,8 @@ settings the store was made with (root attribute ``params``), so nothing the mod
 Outputs: ``metrics/eval.json`` — the summary a person compares across runs (DVC metrics): per purpose, per
 kind of music x piano and pooled, frame / note-onset / note-with-offset / velocity scores, and frame F1 per
 octave; ``metrics/eval_pieces.json`` — every rendered piece's scores (detail, not a DVC metric);
-``metrics/eval_roll.png`` — a typical report piece, reference above transcription.
+``metrics/eval_roll.png`` — a typical report piece, reference above transcription. The offline model
+(``--offline-model``), scored on the same audio, writes the same three as ``eval_offline*``.
 """
 
 from __future__ import annotations
@@ -51,20 +52,43 @@ def evaluate(
     metrics_dir: Path,
     settings: dict[str, Any],
     progress: Callable[[str], None] = lambda message: None,
-) -> EvaluationResult:
+    offline: tuple[FrameModel, DecodeSettings] | None = None,
+) -> dict[str, EvaluationResult]:
     """Render (``settings``: the ``evaluate`` section), transcribe with the ``infer`` code path and ``decode``, score;
-    write ``eval.json``, ``eval_pieces.json`` and ``eval_roll.png`` into ``metrics_dir``."""
+    write ``eval.json``, ``eval_pieces.json`` and ``eval_roll.png`` into ``metrics_dir``, and the transcriptions
+    beside the rendered audio. With ``offline`` (the offline model and its decoding) the same pieces are also
+    scored through it, into ``eval_offline.json``, ``eval_offline_pieces.json`` and ``eval_offline_roll.png``.
+
+    Returns the results by name: ``model``, and ``offline`` when given.
+    """
     pieces = render_test_pieces(store_path, data_dir, eval_dir, settings, progress)
+    results = {"model": _evaluate_model(frame_model, decode, pieces, Path(metrics_dir), "eval", True, progress)}
+    if offline is not None:
+        results["offline"] = _evaluate_model(*offline, pieces, Path(metrics_dir), "eval_offline", False, progress)
+    return results
+
+
+def _evaluate_model(
+    frame_model: FrameModel,
+    decode: DecodeSettings,
+    pieces: list[TestPiece],
+    metrics_dir: Path,
+    name: str,
+    write_transcriptions: bool,
+    progress: Callable[[str], None],
+) -> EvaluationResult:
+    """Transcribe every piece with one model; write ``NAME.json``, ``NAME_pieces.json`` and ``NAME_roll.png``."""
     transcriptions = []
     for piece in pieces:
-        progress(f"transcribing {piece.audio_path.name}")
+        progress(f"transcribing {piece.audio_path.name} ({frame_model.info.arch})")
         transcription = transcribe_file(piece.audio_path, frame_model, decode)
-        outputs.write_outputs(
-            piece.audio_path.with_suffix(""),
-            transcription,
-            title=f"{piece.piece_id} ({piece.bank}): key amplitude",
-            png=True,
-        )
+        if write_transcriptions:
+            outputs.write_outputs(
+                piece.audio_path.with_suffix(""),
+                transcription,
+                title=f"{piece.piece_id} ({piece.bank}): key amplitude",
+                png=True,
+            )
         transcriptions.append(transcription)
     estimates = [transcription.notes for transcription in transcriptions]
     n_frames = [len(transcription.frame_times) for transcription in transcriptions]
@@ -94,15 +118,14 @@ def evaluate(
         }
         for piece, estimate, frames in zip(pieces, estimates, n_frames)
     ]
-    metrics_dir = Path(metrics_dir)
-    write_json(summary, metrics_dir / "eval.json")
+    write_json(summary, metrics_dir / f"{name}.json")
     write_json(
         {"groups": summarize(pieces, estimates, n_frames, headline=False), "pieces": piece_scores},
-        metrics_dir / "eval_pieces.json",
+        metrics_dir / f"{name}_pieces.json",
     )
-    roll_index = _typical_report_piece(piece_scores)
-    _write_roll(metrics_dir / "eval_roll.png", pieces[roll_index], transcriptions[roll_index], piece_scores[roll_index])
-    return EvaluationResult(summary, piece_scores, transcriptions, pieces, pieces[roll_index])
+    roll = _typical_report_piece(piece_scores)
+    _write_roll(metrics_dir / f"{name}_roll.png", pieces[roll], transcriptions[roll], piece_scores[roll])
+    return EvaluationResult(summary, piece_scores, transcriptions, pieces, pieces[roll])
 
 
 def summarize(
