@@ -1,4 +1,5 @@
-"""The DVC graph is wired: after a fit-only change, only `fit` and `evaluate` rerun.
+"""The DVC graph is wired: after a fit-only change, only `fit`, `fit_offline` and `evaluate` rerun; after an
+offline-only change, only `fit_offline` and `evaluate`.
 
 Runs the real pipeline (`dvc repro`) in a temporary copy of the repository with a tiny params.yaml,
 so it exercises every stage's command line end to end.
@@ -35,6 +36,16 @@ TINY_PARAMS = {
         "storage": {"chunk_rows": 256, "shard_rows": 1024},
     },
     "fit": {"epochs": 1, "batch_size": 16, "steps_per_epoch": 4, "val_steps": 2},
+    "offline": {
+        "pieces": 4,
+        "seconds": 4.0,
+        "width": 4,
+        "dilations": [1, 2],
+        "epochs": 1,
+        "steps_per_epoch": 2,
+        "batch_windows": 2,
+        "window_frames": 32,
+    },
     "decode": {"onset_threshold": 0.75, "frame_threshold": 0.25, "min_note_seconds": 0.05},
     "evaluate": {"pieces_per_kind": 1, "max_seconds": 4.0, "kinds": [{"name": "chorales", "prefixes": ["chorales/"]}]},
 }
@@ -52,7 +63,7 @@ def _stale_stages(workdir: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_fit_change_reruns_only_fit_and_evaluate(tmp_path: Path) -> None:
+def test_a_change_reruns_only_the_stages_it_touches(tmp_path: Path) -> None:
     workdir = tmp_path / "repo"
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
     for relative in filter(None, tracked.decode().split("\0")):
@@ -74,7 +85,8 @@ def test_fit_change_reruns_only_fit_and_evaluate(tmp_path: Path) -> None:
     first = _dvc(workdir, "repro")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert (workdir / "models" / "model.keras").is_file()
-    assert (workdir / "metrics" / "eval.json").is_file()
+    assert (workdir / "models" / "offline.keras").is_file() and (workdir / "models" / "offline.onnx").is_file()
+    assert (workdir / "metrics" / "eval.json").is_file() and (workdir / "metrics" / "eval_offline.json").is_file()
     assert _stale_stages(workdir) == set()
 
     params = yaml.safe_load((workdir / "params.yaml").read_text())
@@ -84,10 +96,17 @@ def test_fit_change_reruns_only_fit_and_evaluate(tmp_path: Path) -> None:
     assert _stale_stages(workdir) == {"fit"}
     second = _dvc(workdir, "repro")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert _stages_run(second.stdout) == {"fit", "evaluate"}
+    assert _stages_run(second.stdout) == {"fit", "fit_offline", "evaluate"}
     assert _stale_stages(workdir) == set()
+
+    params["offline"]["steps_per_epoch"] = 3
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    assert _stale_stages(workdir) == {"fit_offline"}
     third = _dvc(workdir, "repro")
-    assert _stages_run(third.stdout) == set()
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert _stages_run(third.stdout) == {"fit_offline", "evaluate"}
+    fourth = _dvc(workdir, "repro")
+    assert _stages_run(fourth.stdout) == set()
 
 
 def _stages_run(repro_output: str) -> set[str]:
