@@ -50,10 +50,10 @@ run: setup
 	@echo
 	@$(PY) -m trainer.evaluation.report metrics
 	@echo
-	@echo "model:     models/model.keras"
-	@echo "metrics:   metrics/fit.json metrics/eval.json (all of it: .venv/bin/dvc metrics show; curves: .venv/bin/dvc plots show)"
-	@echo "pictures:  metrics/eval_roll.png (reference above, transcription below)"
-	@echo "try:       .venv/bin/trainer infer $$(ls data/eval/*.wav | head -n 1) --out-dir out/"
+	@echo "models:    models/model.keras (streaming, 23 ms latency), models/offline.keras (for files: sees 1.4 s either side)"
+	@echo "metrics:   metrics/fit.json metrics/eval.json, the offline model's metrics/eval_offline.json (all of it: .venv/bin/dvc metrics show; curves: .venv/bin/dvc plots show)"
+	@echo "pictures:  metrics/eval_roll.png, metrics/eval_offline_roll.png (reference above, transcription below)"
+	@echo "try:       .venv/bin/trainer infer $$(ls data/eval/*.wav | head -n 1) --model models/offline.keras --out-dir out/"
 
 # the peer for benchmarks/compare_basic_pitch.py; basic-pitch pins old TF/CoreML, so it goes in without deps
 compare: setup
