@@ -12,7 +12,7 @@ and settings give the same pieces, the same batches and the same weights.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,13 @@ def fit_offline(
         f"rendering {settings['pieces']} training pieces of {settings['seconds']:g} s through the train banks, "
         f"heads from {frame_model.network.path} ({frame_model.network.backend})"
     )
-    examples = head_examples(data, Path(data_dir), frame_model, settings)
+    examples = head_examples(
+        data,
+        Path(data_dir),
+        frame_model,
+        settings,
+        progress=lambda done, total: report.message(f"  {done}/{total} pieces") if done % 60 == 0 else None,
+    )
     render_seconds = time.monotonic() - started
 
     keras.utils.set_random_seed(int(settings["seed"]))
@@ -89,7 +95,12 @@ def fit_offline(
     batches = _training_batches(examples, settings)
     try:
         history = model.fit(
-            batches, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=[_Progress(report, steps, epochs)]
+            batches,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            verbose=0,
+            shuffle=False,  # the windows are drawn at random already
+            callbacks=[_Progress(report, steps, epochs)],
         )
     finally:
         report.close()
@@ -120,9 +131,14 @@ def fit_offline(
 
 
 def head_examples(
-    data: StoreLocation, data_dir: Path, frame_model: FrameModel, settings: dict[str, Any]
+    data: StoreLocation,
+    data_dir: Path,
+    frame_model: FrameModel,
+    settings: dict[str, Any],
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> HeadExamples:
-    """Render the chosen training pieces, run the streaming model over each, label each frame from the notes."""
+    """Render the chosen training pieces, run the streaming model over each, label each frame from the notes;
+    ``progress(done, total)`` after each piece."""
     attrs = attributes(open_store(data))
     synth_settings = attrs.get("params") or {}
     train_ids = set((attrs.get("split") or {}).get("train") or [])
@@ -136,18 +152,18 @@ def head_examples(
     }
     seconds = float(settings["seconds"])
     heads, active, onset, lengths = [], [], [], []
-    for piece in pieces:
+    for done, piece in enumerate(pieces, start=1):
         notes = _random_window(piece.notes, seconds, rng)
         bank = bank_names[int(rng.integers(len(bank_names)))]
-        if len(notes) == 0:
-            continue
-        audio = render.render_notes(notes, loaded_banks[bank], synth_settings)
-        rows = frame_model.featurizer().rows(frames_from_audio(audio))
-        piece_heads = frame_model.heads(rows)
-        heads.append(np.stack([piece_heads[name] for name in HEADS], axis=-1).astype(np.float32))
-        active.append(notes_to_roll(notes, len(rows), values="binary").astype(np.uint8))
-        onset.append(onset_roll(notes, len(rows)))
-        lengths.append(len(rows))
+        if len(notes):
+            audio = render.render_notes(notes, loaded_banks[bank], synth_settings)
+            rows = frame_model.featurizer().rows(frames_from_audio(audio))
+            piece_heads = frame_model.heads(rows)
+            heads.append(np.stack([piece_heads[name] for name in HEADS], axis=-1).astype(np.float32))
+            active.append(notes_to_roll(notes, len(rows), values="binary").astype(np.uint8))
+            onset.append(onset_roll(notes, len(rows)))
+            lengths.append(len(rows))
+        progress(done, len(pieces))
     if not lengths:
         raise UserError(f"{data}: no notes in the chosen training pieces")
     lengths_array = np.array(lengths, dtype=np.int64)
