@@ -28,7 +28,7 @@ from pianoscribe.constants import HOP_SECONDS, LOWEST_KEY, N_KEYS
 from pianoscribe.errors import UserError
 from pianoscribe.storage import StoreLocation, store_location
 from trainer.features import frames_from_audio
-from trainer.fit.loop import FitReport, SilentReport
+from trainer.fit.loop import FitReport, ReportProgress, SilentReport
 from trainer.fit.losses import weighted_binary_crossentropy
 from trainer.fit.metrics import write_json
 from trainer.inference.decode import notes_to_roll
@@ -100,7 +100,7 @@ def fit_offline(
             steps_per_epoch=steps,
             verbose=0,
             shuffle=False,  # the windows are drawn at random already
-            callbacks=[_Progress(report, steps, epochs)],
+            callbacks=[ReportProgress(report, steps, epochs)],
         )
     finally:
         report.close()
@@ -273,21 +273,3 @@ def _existing(path: Path, command: str, name: str) -> Path:
     if not path.exists():
         raise UserError(f"{path}: missing (the store was made from it; run `{command} {name}`)")
     return path
-
-
-class _Progress(keras.callbacks.Callback):
-    """Hands Keras' epoch and batch events to a ``FitReport`` (the CLI draws the same bar as ``trainer fit``)."""
-
-    def __init__(self, report: FitReport, steps: int, epochs: int) -> None:
-        super().__init__()
-        self.report, self.steps, self.epochs = report, steps, epochs
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.report.epoch_begin(epoch, self.epochs, self.steps)
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        self.report.batch_end(None if loss is None else float(loss))
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.report.epoch_end(epoch, self.epochs, dict(logs or {}))
