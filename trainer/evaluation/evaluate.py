@@ -92,7 +92,8 @@ def _evaluate_model(
         transcriptions.append(transcription)
     estimates = [transcription.notes for transcription in transcriptions]
     n_frames = [len(transcription.frame_times) for transcription in transcriptions]
-    summary = summarize(pieces, estimates, n_frames)
+    groups = summarize(pieces, estimates, n_frames, headline=False)
+    summary = headline_of(groups)
     audio_seconds = sum(t.audio_seconds for t in transcriptions)
     wall_seconds = sum(t.wall_seconds for t in transcriptions)
     summary["audio_seconds"] = round(audio_seconds, 3)
@@ -120,7 +121,7 @@ def _evaluate_model(
     ]
     write_json(summary, metrics_dir / f"{name}.json")
     write_json(
-        {"groups": summarize(pieces, estimates, n_frames, headline=False), "pieces": piece_scores},
+        {"groups": groups, "pieces": piece_scores},
         metrics_dir / f"{name}_pieces.json",
     )
     roll = _typical_report_piece(piece_scores)
@@ -159,6 +160,21 @@ def summarize(
         table["frame_f1_by_octave"] = {name: round(scores["frame_f1"], 4) for name, scores in octaves.items()}
         summary[purpose] = table
     return summary
+
+
+def headline_of(groups: dict[str, Any]) -> dict[str, Any]:
+    """``summarize(..., headline=True)`` from the full summary, without scoring again."""
+    return {
+        purpose: {
+            kind: (
+                by_piano
+                if kind == "frame_f1_by_octave"
+                else {piano: {name: scores[name] for name in SUMMARY_SCORES} for piano, scores in by_piano.items()}
+            )
+            for kind, by_piano in table.items()
+        }
+        for purpose, table in groups.items()
+    }
 
 
 def _rounded(value: Any) -> Any:

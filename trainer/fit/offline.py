@@ -35,7 +35,7 @@ from trainer.inference.decode import notes_to_roll
 from trainer.inference.frame_model import FrameModel
 from trainer.model import model_file, onnx_file
 from trainer.model.info import HEADS
-from trainer.model.offline import CORRECTED, HeadPass, offline_model, radius_of, training_model
+from trainer.model.offline import CORRECTED, OFFLINE_ARCH, HeadPass, offline_model, radius_of, training_model
 
 
 @dataclass
@@ -65,6 +65,8 @@ def fit_offline(
     _check_settings(settings, offline_path)
     started = time.monotonic()
     frame_model = FrameModel.load(streaming_path)
+    if frame_model.info.arch == OFFLINE_ARCH:  # refused before minutes of rendering, not after the training
+        raise UserError(f"{streaming_path}: an offline model; --model must name the streaming model it is built on")
     report.message(
         f"rendering {settings['pieces']} training pieces of {settings['seconds']:g} s through the train banks, "
         f"heads from {frame_model.network.path} ({frame_model.network.backend})"

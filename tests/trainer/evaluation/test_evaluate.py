@@ -8,6 +8,7 @@ import pytest
 from builder.corpus import NOTE_DTYPE
 from pianoscribe.constants import HOP_SECONDS
 from pianoscribe.errors import UserError
+from trainer.evaluation import matching
 from trainer.evaluation.scoring import score_piece, score_pieces
 
 
@@ -39,6 +40,71 @@ def test_wrong_pitch_and_extra_notes() -> None:
     scores = score_piece(REFERENCE, estimate, N_FRAMES)
     assert scores["note_recall"] == pytest.approx(3 / 4) and scores["note_precision"] == pytest.approx(3 / 5)
     assert 0.5 < scores["frame_f1"] < 1.0
+
+
+def random_notes(rng: np.random.Generator, count: int, seconds: float) -> np.ndarray:
+    onsets = rng.uniform(0.0, seconds, count)
+    return notes_of(
+        [
+            (onset, onset + length, key, velocity)
+            for onset, length, key, velocity in zip(
+                onsets, rng.uniform(0.02, 1.5, count), rng.integers(21, 109, count), rng.integers(1, 128, count)
+            )
+        ]
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_scores_are_mir_evals_own(seed: int) -> None:
+    """Frame counts on the rolls and note-onset scores from one match equal mir_eval's own functions."""
+    import mir_eval
+    import mir_eval.transcription_velocity
+
+    from pianoscribe.keyboard import key_frequency
+    from trainer.inference.decode import notes_to_roll
+
+    rng = np.random.default_rng(seed)
+    reference = random_notes(rng, 200, 20.0)
+    estimate = np.concatenate([reference[:150], random_notes(rng, 80, 20.0)])
+    estimate["onset"][:150] += rng.uniform(-0.08, 0.08, 150)  # some within 50 ms, some not
+    estimate["offset"][:150] += rng.uniform(-0.2, 0.2, 150)  # some within the offset rule, some not
+    estimate["offset"] = np.maximum(estimate["offset"], estimate["onset"] + 0.01)
+    n_frames = int(np.ceil(21.0 / HOP_SECONDS))
+    scores = score_piece(reference, estimate, n_frames)
+
+    key_hz = np.array([key_frequency(key) for key in range(21, 109)])
+    centres = (np.arange(n_frames) + 0.5) * HOP_SECONDS
+    reference_hz, estimate_hz = (
+        [key_hz[np.flatnonzero(row)] for row in notes_to_roll(notes, n_frames, values="binary")]
+        for notes in (reference, estimate)
+    )
+    frames = mir_eval.multipitch.evaluate(centres, list(reference_hz), centres, list(estimate_hz))
+    assert scores["frame_precision"] == frames["Precision"] and scores["frame_recall"] == frames["Recall"]
+
+    def intervals_and_hz(notes):
+        intervals = np.stack([notes["onset"], np.maximum(notes["offset"], notes["onset"] + 1e-3)], axis=1)
+        return intervals, np.array([key_frequency(int(key)) for key in notes["key"]])
+
+    both = (*intervals_and_hz(reference), *intervals_and_hz(estimate))
+    precision, recall, f1, _ = mir_eval.transcription.precision_recall_f1_overlap(
+        *both, onset_tolerance=0.05, offset_ratio=None
+    )
+    assert (scores["note_precision"], scores["note_recall"], scores["note_f1"]) == (precision, recall, f1)
+    assert 0.3 < f1 < 0.9  # the case is not trivial
+    _, _, offset_f1, _ = mir_eval.transcription.precision_recall_f1_overlap(*both, onset_tolerance=0.05)
+    assert scores["note_offset_f1"] == offset_f1 and 0.0 < offset_f1 < f1
+    velocities = reference["velocity"].astype(float), estimate["velocity"].astype(float)
+    _, _, velocity_f1, _ = mir_eval.transcription_velocity.precision_recall_f1_overlap(
+        both[0], both[1], velocities[0], both[2], both[3], velocities[1], onset_tolerance=0.05, offset_ratio=None
+    )
+    assert scores["note_velocity_f1"] == velocity_f1
+
+    for offset_ratio in (None, 0.2):  # the very pairs, not only as many
+        expected = mir_eval.transcription.match_notes(*both, onset_tolerance=0.05, offset_ratio=offset_ratio)
+        got = matching.match_notes(
+            both[0], reference["key"], both[2], estimate["key"], onset_tolerance=0.05, offset_ratio=offset_ratio
+        )
+        assert [tuple(map(int, pair)) for pair in expected] == got
 
 
 def test_silence_scores_zero_without_crashing() -> None:

@@ -144,6 +144,20 @@ def test_bad_settings_are_one_line_errors(piano_model, tmp_path):
     assert not list(tmp_path.glob("*.keras"))
 
 
+def test_an_offline_model_is_refused_as_the_streaming_model_before_any_work(offline, piano_model, tmp_path):
+    offline_path, _, _ = offline
+    with pytest.raises(UserError, match="an offline model"):
+        fit_offline(
+            piano_model.store,
+            offline_path,
+            tmp_path / "again.keras",
+            quick_settings(),
+            data_dir=piano_model.data_dir,
+            metrics_dir=tmp_path,
+        )
+    assert not list(tmp_path.iterdir())
+
+
 def test_the_cli_names_a_missing_model(piano_model, tmp_path):
     trainer = Path(sys.executable).parent / "trainer"
     result = subprocess.run(
