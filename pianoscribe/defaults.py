@@ -63,7 +63,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "fit": {
         "arch": "context",
-        "epochs": 5,  # with trainer fit-offline, make run stays near its budget (docs/training.md)
+        "epochs": 4,  # with trainer fit-offline, make run stays within its budget (docs/training.md)
         "batch_size": 256,
         "learning_rate": 0.001,
         "lr_schedule": "cosine",

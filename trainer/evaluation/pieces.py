@@ -87,7 +87,7 @@ def render_test_pieces(
     pianos, kinds, per_kind, max_seconds = _checked(settings, synth_settings)
     chosen = choose_pieces(test_ids, kinds, per_kind)
     notes_by_id = _notes_of_pieces([piece_id for _, _, piece_id in chosen], attrs.get("corpora") or {}, data_dir)
-    loaded_banks = {name: banks.read_bank(_bank_path(data_dir, name)) for name in pianos}
+    renderers = {name: render.Renderer(banks.read_bank(_bank_path(data_dir, name)), synth_settings) for name in pianos}
 
     eval_dir = Path(eval_dir)
     eval_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +104,7 @@ def render_test_pieces(
         outputs.write_csv(notes, eval_dir / f"{purpose}-{kind}-{index:02d}.ref.csv")
         for piano in pianos:
             progress(f"rendering {piece_id} through {piano}")
-            audio = np.asarray(render.render_notes(notes, loaded_banks[piano], synth_settings), np.float32)
+            audio = np.asarray(renderers[piano].render(notes), np.float32)
             audio_path = eval_dir / f"{purpose}-{kind}-{index:02d}-{piano}.wav"
             render.write_wav(audio, audio_path)
             pieces.append(TestPiece(piece_id, kind, purpose, piano, audio_path, notes, len(audio) / SAMPLE_RATE))

@@ -149,8 +149,11 @@ def head_examples(
     rng = np.random.default_rng(int(settings["seed"]))
     pieces = _chosen_pieces(list(attrs.get("corpora") or {}), train_ids, data_dir, int(settings["pieces"]), rng)
     bank_names = list(synth_settings["train_banks"])
-    loaded_banks = {
-        name: banks.read_bank(_existing(banks.bank_path(name, data_dir), "builder bank", name)) for name in bank_names
+    renderers = {
+        name: render.Renderer(
+            banks.read_bank(_existing(banks.bank_path(name, data_dir), "builder bank", name)), synth_settings
+        )
+        for name in bank_names
     }
     seconds = float(settings["seconds"])
     heads, active, onset, lengths = [], [], [], []
@@ -158,7 +161,7 @@ def head_examples(
         notes = _random_window(piece.notes, seconds, rng)
         bank = bank_names[int(rng.integers(len(bank_names)))]
         if len(notes):
-            audio = render.render_notes(notes, loaded_banks[bank], synth_settings)
+            audio = renderers[bank].render(notes)
             rows = frame_model.featurizer().rows(frames_from_audio(audio))
             piece_heads = frame_model.heads(rows)
             heads.append(np.stack([piece_heads[name] for name in HEADS], axis=-1).astype(np.float32))

@@ -19,20 +19,22 @@ from pianoscribe.constants import N_BINS, N_KEYS
 from trainer.features import Featurizer
 from trainer.inference.networks import Network, open_network
 
-BLOCK_FRAMES = 512  # frames per model block (~12 s of audio)
+BLOCK_FRAMES = 512  # frames per model block (~12 s of audio), at least
+OVERLAP_SHARE = 8  # blocks at least this many times their overlap: a wide-context model wastes <= 1/8 on it
 BATCH_BLOCKS = 2  # blocks per model call: ~100 MB of activations, as fast as bigger batches
 
 
 class FrameModel:
     """A loaded network plus the bookkeeping to run it over sequences of any length in overlapping blocks."""
 
-    def __init__(self, network: Network, block_frames: int = BLOCK_FRAMES, batch_blocks: int = BATCH_BLOCKS) -> None:
+    def __init__(self, network: Network, block_frames: int | None = None, batch_blocks: int = BATCH_BLOCKS) -> None:
         self.network = network
         self.info = network.info
         self.window = network.info.window
         self.past_frames = int(self.info.context_frames) - 1 - int(self.info.lookahead_frames)
         self.future_frames = int(self.info.lookahead_frames)
-        self.block_frames = int(block_frames)
+        overlap = int(self.info.context_frames) - 1
+        self.block_frames = int(block_frames) if block_frames else max(BLOCK_FRAMES, OVERLAP_SHARE * overlap)
         self.batch_blocks = int(batch_blocks)
         self.input_bins = N_BINS + int(self.info.long_fft_bins)  # 512 FFT bins, then the long window's if it reads them
         self.predict(np.zeros((1, int(self.info.context_frames), self.input_bins), np.float32))  # warm up first

@@ -29,6 +29,15 @@ def write_midi(path, rows):
     midi.write(str(path))
 
 
+def test_a_renderer_renders_piece_after_piece_as_render_notes_does():
+    bank = tone_bank(seconds=0.5)
+    pieces = [notes((0.1, 0.2, 60, 100), (0.15, 0.6, 72, 40)), notes(), notes((0.0, 0.3, 48, 127))]
+    renderer = render.Renderer(bank, {**SETTINGS, "bank_precision": "int16"})
+    for piece in pieces + pieces[::-1]:
+        expected = render.render_notes(piece, bank, {**SETTINGS, "bank_precision": "int16"})
+        assert np.array_equal(renderer.render(piece), expected) and expected.dtype == np.float32
+
+
 def test_render_notes_is_the_sum_of_the_notes_with_their_release():
     bank = tone_bank(seconds=0.5)
     single = [notes((0.1, 0.2, 60, 100)), notes((0.15, 0.6, 72, 40))]
