@@ -48,26 +48,14 @@ def frame_f1_by_register(reference: np.ndarray, estimate: np.ndarray, n_frames: 
     Counted key by key on the same grid and rule as the frame scores (for exact piano-key pitches these are
     mir_eval's counts split by key).
     """
-    reference_roll = notes_to_roll(reference, n_frames, values="binary") > 0
-    estimate_roll = notes_to_roll(estimate, n_frames, values="binary") > 0
-    true_positive = (reference_roll & estimate_roll).sum(axis=0)
-    reference_count, estimate_count = reference_roll.sum(axis=0), estimate_roll.sum(axis=0)
+    hits, wanted, found = _frame_counts_per_key(reference, estimate, n_frames)
     registers = {}
     for first in range(0, N_KEYS, REGISTER_KEYS):
         keys = slice(first, min(first + REGISTER_KEYS, N_KEYS))
-        hits, wanted, found = (
-            int(true_positive[keys].sum()),
-            int(reference_count[keys].sum()),
-            int(estimate_count[keys].sum()),
-        )
-        precision = hits / found if found else 0.0
-        recall = hits / wanted if wanted else 0.0
         name = f"{note_name(LOWEST_KEY + first)}-{note_name(LOWEST_KEY + keys.stop - 1)}"
         registers[name] = {
-            "frame_precision": precision,
-            "frame_recall": recall,
-            "frame_f1": _f1(precision, recall),
-            "reference_frames": wanted,
+            **_frame_precision_recall(int(hits[keys].sum()), int(wanted[keys].sum()), int(found[keys].sum())),
+            "reference_frames": int(wanted[keys].sum()),
         }
     return registers
 
@@ -109,10 +97,20 @@ def _pooled(
 def _frame_scores(reference: np.ndarray, estimate: np.ndarray, n_frames: int) -> dict[str, float]:
     """Counted on the two binary rolls: for exact piano-key pitches on one shared grid this is what
     ``mir_eval.multipitch`` computes (tested against it), a hundred times faster."""
+    hits, wanted, found = _frame_counts_per_key(reference, estimate, n_frames)
+    return _frame_precision_recall(int(hits.sum()), int(wanted.sum()), int(found.sum()))
+
+
+def _frame_counts_per_key(
+    reference: np.ndarray, estimate: np.ndarray, n_frames: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per key: frames sounding in both, in the reference, in the estimate."""
     reference_roll = notes_to_roll(reference, n_frames, values="binary") > 0
     estimate_roll = notes_to_roll(estimate, n_frames, values="binary") > 0
-    hits = int((reference_roll & estimate_roll).sum())
-    wanted, found = int(reference_roll.sum()), int(estimate_roll.sum())
+    return (reference_roll & estimate_roll).sum(axis=0), reference_roll.sum(axis=0), estimate_roll.sum(axis=0)
+
+
+def _frame_precision_recall(hits: int, wanted: int, found: int) -> dict[str, float]:
     precision = hits / found if found else 0.0
     recall = hits / wanted if wanted else 0.0
     return {"frame_precision": precision, "frame_recall": recall, "frame_f1": _f1(precision, recall)}
