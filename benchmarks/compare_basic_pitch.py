@@ -184,7 +184,7 @@ def main() -> None:
     summaries = {}
     for name, transcribe in [*((name, run) for name, run, _ in systems), (BASIC_PITCH, basic_pitch_runner())]:
         estimates = [transcribe(piece.audio_path) for piece in pieces]
-        summaries[name] = summarize(pieces, estimates, n_frames, headline=False)
+        summaries[name] = summarize(pieces, estimates, n_frames)
     for name, _, _ in systems:
         for purpose in ("report", "tune"):
             if purpose in summaries[name]:

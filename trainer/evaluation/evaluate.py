@@ -92,7 +92,7 @@ def _evaluate_model(
         transcriptions.append(transcription)
     estimates = [transcription.notes for transcription in transcriptions]
     n_frames = [len(transcription.frame_times) for transcription in transcriptions]
-    groups = summarize(pieces, estimates, n_frames, headline=False)
+    groups = summarize(pieces, estimates, n_frames)
     summary = headline_of(groups)
     audio_seconds = sum(t.audio_seconds for t in transcriptions)
     wall_seconds = sum(t.wall_seconds for t in transcriptions)
@@ -129,13 +129,11 @@ def _evaluate_model(
     return EvaluationResult(summary, piece_scores, transcriptions, pieces, pieces[roll])
 
 
-def summarize(
-    pieces: list[TestPiece], estimates: list[np.ndarray], n_frames: list[int], headline: bool = True
-) -> dict[str, Any]:
+def summarize(pieces: list[TestPiece], estimates: list[np.ndarray], n_frames: list[int]) -> dict[str, Any]:
     """Pooled scores per purpose, ``[purpose][kind][piano]`` with ``all`` for either, and frame F1 per octave.
 
-    ``headline`` keeps ``SUMMARY_SCORES`` only (eval.json: what a person compares across runs); otherwise every
-    score (precision, recall, counts). The same function scores any system (basic-pitch in the benchmark).
+    Every score (precision, recall, counts: ``NAME_pieces.json``); ``headline_of`` keeps what eval.json holds.
+    The same function scores any system (basic-pitch in the benchmark).
     """
     summary: dict[str, Any] = {}
     for purpose in PURPOSES:
@@ -152,8 +150,7 @@ def summarize(
             scores = score_group(
                 [pieces[i].notes for i in members], [estimates[i] for i in members], [n_frames[i] for i in members]
             )
-            kept = {name: scores[name] for name in SUMMARY_SCORES} if headline else scores
-            table.setdefault(kind, {})[piano] = {name: _rounded(value) for name, value in kept.items()}
+            table.setdefault(kind, {})[piano] = {name: _rounded(value) for name, value in scores.items()}
         octaves = octave_group(
             [pieces[i].notes for i in chosen], [estimates[i] for i in chosen], [n_frames[i] for i in chosen]
         )
@@ -163,7 +160,7 @@ def summarize(
 
 
 def headline_of(groups: dict[str, Any]) -> dict[str, Any]:
-    """``summarize(..., headline=True)`` from the full summary, without scoring again."""
+    """The scores a person compares across runs (``SUMMARY_SCORES``: eval.json) from ``summarize``'s."""
     return {
         purpose: {
             kind: (
