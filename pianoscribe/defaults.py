@@ -106,8 +106,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "time_kernel": 5,  # frames per temporal convolution ...
         "dilations": [1, 5, 25],  # ... at these dilations: sees 2 x (1 + 5 + 25) = 62 frames (1.4 s) either side
         "epochs": 4,
-        "steps_per_epoch": 75,
-        "batch_windows": 16,  # windows per batch ...
+        "steps_per_epoch": 150,
+        "batch_windows": 8,  # windows per batch ...
         "window_frames": 192,  # ... of this many frames (4.5 s)
         "learning_rate": 0.003,  # cosine-decayed to 0 over all steps
         "onset_scale_min": 0.3,  # each window's onset head x uniform(this, 1): weaker onsets, as on unheard pianos
