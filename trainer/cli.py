@@ -161,7 +161,8 @@ def fit_offline(
 OnsetThreshold = Annotated[
     float | None,
     typer.Option(
-        help="Onset probability a note must reach to start (params: decode.onset_threshold; null: the model's)."
+        help="Onset probability a note must reach to start (params: decode.onset_threshold, decode.offline for an "
+        "offline model; null: the model's)."
     ),
 ]
 FrameThreshold = Annotated[
@@ -179,11 +180,12 @@ MinNote = Annotated[
 
 
 def _decode_settings(params, info, onset_threshold, frame_threshold, min_note):
-    """The ``decode`` section with the flags given over it, resolved against the model file's own values."""
-    from trainer.inference.decode import DecodeSettings
+    """The ``decode`` section for this model with the flags given over it, resolved against the model file's own
+    values."""
+    from trainer.inference.decode import DecodeSettings, settings_for_model
 
     settings = apply_overrides(
-        params.section("decode", _warn),
+        settings_for_model(params.section("decode", _warn), info.arch),
         {"onset_threshold": onset_threshold, "frame_threshold": frame_threshold, "min_note_seconds": min_note},
     )
     return DecodeSettings.resolve(settings, info)

@@ -4,7 +4,9 @@ A note starts at a peak of the onset head above ``onset_threshold`` and lasts wh
 above ``frame_threshold`` (a new onset on the same key ends it: a re-strike); notes shorter than
 ``min_note_seconds`` are dropped; velocity comes from the energy head at the attack, read off the model's
 per-key velocity curve (``trainer.features.energy_to_velocity``). The thresholds come from
-the ``decode`` params section shared by ``trainer infer`` and ``trainer evaluate`` (null: the model file's).
+the ``decode`` params section shared by ``trainer infer`` and ``trainer evaluate`` (null: the model file's); its
+``offline`` sub-section holds the offline model's own (``settings_for_model``): that model's probabilities are
+sharper, and it is best with a higher onset threshold.
 """
 
 from __future__ import annotations
@@ -20,6 +22,16 @@ from pianoscribe.errors import UserError
 from trainer.features import energy_to_velocity
 
 ATTACK_FRAMES = 2  # velocity = the energy head's peak over the onset frame and the next ones
+OFFLINE_ARCH = "offline"  # ModelInfo.arch of the offline model, and the name of its sub-section of ``decode``
+
+
+def settings_for_model(section: dict[str, Any], arch: str) -> dict[str, Any]:
+    """The ``decode`` section for a model of architecture ``arch``: an offline model's sub-section over the rest
+    (its null values keep the section's); the sub-section itself is dropped."""
+    chosen = {name: value for name, value in section.items() if name != OFFLINE_ARCH}
+    if arch == OFFLINE_ARCH:
+        chosen.update({name: value for name, value in (section.get(OFFLINE_ARCH) or {}).items() if value is not None})
+    return chosen
 
 
 @dataclass(frozen=True)

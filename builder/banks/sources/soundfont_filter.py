@@ -45,11 +45,13 @@ def filter_is_modulated(soundfont: bytes, bank: int = 0, program: int = 0) -> bo
         if (header[2], header[1]) != (bank, program):
             continue
         bags = range(header[3], presets[index + 1][3])
-        instruments = set()
+        instruments: set[int] = set()
         for bag in bags:
             if _modulates_filter(records["pbag"], records["pmod"], bag):
                 return True
-            instruments.update(amount for op, amount in _generators(records["pbag"], records["pgen"], bag) if op == INSTRUMENT)
+            instruments.update(
+                amount for op, amount in _generators(records["pbag"], records["pgen"], bag) if op == INSTRUMENT
+            )
         for instrument in instruments:
             if instrument + 1 >= len(records["inst"]):
                 continue
@@ -81,7 +83,10 @@ def _modulates_filter(bags: list[tuple], modulators: list[tuple], bag: int) -> b
     if bag + 1 >= len(bags):
         return False
     chosen = modulators[bags[bag][1] : bags[bag + 1][1]]
-    return any(destination in (INITIAL_FILTER_FC, MOD_ENV_TO_FILTER_FC) and amount != 0 for _, destination, amount, _, _ in chosen)
+    return any(
+        destination in (INITIAL_FILTER_FC, MOD_ENV_TO_FILTER_FC) and amount != 0
+        for _, destination, amount, _, _ in chosen
+    )
 
 
 def _generators(bags: list[tuple], generators: list[tuple], bag: int) -> list[tuple]:
@@ -101,7 +106,10 @@ def _preset_records(soundfont: bytes) -> dict[str, list[tuple]] | None:
     for name, record_format in RECORD_FORMATS.items():
         start, size = chunks[name]
         width = struct.calcsize(record_format)
-        records[name] = [struct.unpack_from(record_format, soundfont, offset) for offset in range(start, start + size - width + 1, width)]
+        records[name] = [
+            struct.unpack_from(record_format, soundfont, offset)
+            for offset in range(start, start + size - width + 1, width)
+        ]
     return records
 
 

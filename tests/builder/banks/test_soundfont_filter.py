@@ -39,8 +39,11 @@ def tiny_soundfont(modulators: list[tuple[int, int, int, int, int]], filter_cent
     instrument_generators = ([(8, filter_cents)] if filter_cents is not None else []) + [(54, 1), (53, 0)]
     pdta = _list(
         b"pdta",
-        _chunk(b"phdr", struct.pack("<20sHHHIII", name("Piano"), 0, 0, 0, 0, 0, 0)
-               + struct.pack("<20sHHHIII", name("EOP"), 0, 0, 1, 0, 0, 0)),
+        _chunk(
+            b"phdr",
+            struct.pack("<20sHHHIII", name("Piano"), 0, 0, 0, 0, 0, 0)
+            + struct.pack("<20sHHHIII", name("EOP"), 0, 0, 1, 0, 0, 0),
+        ),
         _chunk(b"pbag", struct.pack("<HH", 0, 0) + struct.pack("<HH", len(preset_generators), len(modulators))),
         _chunk(b"pmod", b"".join(struct.pack("<HHhHH", *m) for m in modulators) + bytes(10)),
         _chunk(b"pgen", b"".join(struct.pack("<Hh", *g) for g in preset_generators) + bytes(4)),
@@ -48,11 +51,15 @@ def tiny_soundfont(modulators: list[tuple[int, int, int, int, int]], filter_cent
         _chunk(b"ibag", struct.pack("<HH", 0, 0) + struct.pack("<HH", len(instrument_generators), 0)),
         _chunk(b"imod", bytes(10)),
         _chunk(b"igen", b"".join(struct.pack("<Hh", *g) for g in instrument_generators) + bytes(4)),
-        _chunk(b"shdr", struct.pack("<20sIIIIIBbHH", name("Tone"), 0, n, 0, n, SAMPLE_RATE, 69, 0, 0, 1)
-               + struct.pack("<20sIIIIIBbHH", name("EOS"), 0, 0, 0, 0, 0, 0, 0, 0, 0)),
+        _chunk(
+            b"shdr",
+            struct.pack("<20sIIIIIBbHH", name("Tone"), 0, n, 0, n, SAMPLE_RATE, 69, 0, 0, 1)
+            + struct.pack("<20sIIIIIBbHH", name("EOS"), 0, 0, 0, 0, 0, 0, 0, 0, 0),
+        ),
     )
-    info = _list(b"INFO", _chunk(b"ifil", struct.pack("<HH", 2, 1)), _chunk(b"isng", b"EMU8000\0"),
-                 _chunk(b"INAM", b"tiny\0\0"))
+    info = _list(
+        b"INFO", _chunk(b"ifil", struct.pack("<HH", 2, 1)), _chunk(b"isng", b"EMU8000\0"), _chunk(b"INAM", b"tiny\0\0")
+    )
     body = b"sfbk" + info + _list(b"sdta", _chunk(b"smpl", pcm)) + pdta
     return b"RIFF" + struct.pack("<I", len(body)) + body
 

@@ -186,7 +186,8 @@ def test_evaluate_scores_the_offline_model_on_the_same_audio(offline, piano_mode
     params = tmp_path / "params.yaml"
     kinds = [{"name": "chords", "prefixes": ["chords/"]}]
     evaluate = {"pianos": ["unheard"], "kinds": kinds, "pieces_per_kind": 1, "max_seconds": 4.0}
-    params.write_text(yaml.safe_dump({"evaluate": evaluate}))
+    decode = {"onset_threshold": 0.7, "offline": {"onset_threshold": 0.6, "frame_threshold": None}}
+    params.write_text(yaml.safe_dump({"evaluate": evaluate, "decode": decode}))
     metrics = tmp_path / "metrics"
     arguments = ["evaluate", "--model", str(piano_model.model), "--offline-model", str(path), "--data"]
     arguments += ["data/dataset.zarr", "--params", str(params), "--eval-dir", str(tmp_path / "eval")]
@@ -197,9 +198,32 @@ def test_evaluate_scores_the_offline_model_on_the_same_audio(offline, piano_mode
         json.loads((metrics / name).read_text()) for name in ("eval.json", "eval_offline.json")
     )
     assert streaming["model"]["arch"] != "offline" and offline_summary["model"]["arch"] == "offline"
+    assert streaming["decode"]["onset_threshold"] == 0.7 and offline_summary["decode"]["onset_threshold"] == 0.6
+    assert streaming["decode"]["frame_threshold"] == offline_summary["decode"]["frame_threshold"] == 0.25
     assert set(offline_summary["report"]["chords"]) == set(streaming["report"]["chords"]) == {"unheard", "all"}
     detail = json.loads((metrics / "eval_offline_pieces.json").read_text())
     assert [piece["audio"] for piece in detail["pieces"]] == [
         piece["audio"] for piece in json.loads((metrics / "eval_pieces.json").read_text())["pieces"]
     ]
     assert (metrics / "eval_offline_roll.png").stat().st_size > 10_000
+
+
+def test_the_offline_model_decodes_with_its_own_thresholds_and_flags_win():
+    from pianoscribe.params import apply_overrides
+    from trainer.inference.decode import settings_for_model
+
+    section = {
+        **defaults("decode"),
+        "onset_threshold": 0.8,
+        "offline": {"onset_threshold": 0.9, "frame_threshold": None},
+    }
+    assert settings_for_model(section, "context") == {
+        "onset_threshold": 0.8,
+        "frame_threshold": 0.25,
+        "min_note_seconds": 0.05,
+    }
+    offline_settings = settings_for_model(section, "offline")
+    assert offline_settings == {"onset_threshold": 0.9, "frame_threshold": 0.25, "min_note_seconds": 0.05}
+    assert (
+        apply_overrides(offline_settings, {"onset_threshold": 0.5, "frame_threshold": None})["onset_threshold"] == 0.5
+    )
