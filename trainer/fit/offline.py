@@ -34,8 +34,8 @@ from trainer.fit.metrics import write_json
 from trainer.inference.decode import notes_to_roll
 from trainer.inference.frame_model import FrameModel
 from trainer.model import model_file, onnx_file
-from trainer.model.info import HEADS
-from trainer.model.offline import CORRECTED, OFFLINE_ARCH, HeadPass, offline_model, radius_of, training_model
+from trainer.model.info import HEADS, OFFLINE_ARCH
+from trainer.model.offline import CORRECTED, HeadPass, offline_model, radius_of, training_model
 
 
 @dataclass

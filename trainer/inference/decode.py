@@ -20,9 +20,9 @@ from builder.corpus.notes import NOTE_DTYPE
 from pianoscribe.constants import HOP_SECONDS, LOWEST_KEY, N_KEYS
 from pianoscribe.errors import UserError
 from trainer.features import energy_to_velocity
+from trainer.model.info import OFFLINE_ARCH
 
 ATTACK_FRAMES = 2  # velocity = the energy head's peak over the onset frame and the next ones
-OFFLINE_ARCH = "offline"  # ModelInfo.arch of the offline model, and the name of its sub-section of ``decode``
 
 
 def settings_for_model(section: dict[str, Any], arch: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pianoscribe.constants import BUFFER_SIZE, SAMPLE_RATE, WINDOWS
 from pianoscribe.errors import UserError
 
 HEADS = ("active", "onset", "energy")  # the outputs, each [batch, time, 88]
+OFFLINE_ARCH = "offline"  # ModelInfo.arch of an offline model (trainer.model.offline); also its ``decode`` sub-section
 
 
 @dataclass

@@ -29,11 +29,10 @@ import keras
 
 from pianoscribe.constants import N_KEYS
 from pianoscribe.errors import UserError
-from trainer.model.info import HEADS, ModelInfo
+from trainer.model.info import HEADS, OFFLINE_ARCH, ModelInfo
 from trainer.model.layers import CorrectedProbability, ModelInfoLayer, StackHeads
 from trainer.model.model_file import INFO_LAYER_NAME
 
-OFFLINE_ARCH = "offline"  # ModelInfo.arch of an offline model
 CORRECTED = ("active", "onset")  # the heads the pass corrects; energy passes through
 
 
