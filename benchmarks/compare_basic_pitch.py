@@ -40,10 +40,10 @@ import numpy as np
 
 from builder.corpus import NOTE_DTYPE
 from pianoscribe.constants import BUFFER_SIZE, SAMPLE_RATE
-from pianoscribe.params import apply_overrides, load_params
+from pianoscribe.params import load_params
 from trainer.evaluation.evaluate import ALL, summarize
 from trainer.evaluation.pieces import read_test_pieces
-from trainer.inference.decode import DecodeSettings, settings_for_model
+from trainer.inference.decode import DecodeSettings
 from trainer.inference.frame_model import FrameModel
 from trainer.inference.streaming import StreamingTranscriber
 from trainer.inference.transcribe import transcribe_file
@@ -93,10 +93,7 @@ def basic_pitch_runner():
 
 def ours_runner(model_path: Path, params_path: Path, overrides: dict):
     frame_model = FrameModel.load(model_path)
-    settings = apply_overrides(
-        settings_for_model(load_params(params_path).section("decode"), frame_model.info.arch), overrides
-    )
-    decode = DecodeSettings.resolve(settings, frame_model.info)
+    decode = DecodeSettings.resolve(load_params(params_path).section("decode"), frame_model.info, overrides)
     return frame_model, lambda audio_path: transcribe_file(audio_path, frame_model, decode).notes
 
 

@@ -182,13 +182,10 @@ MinNote = Annotated[
 def _decode_settings(params, info, onset_threshold, frame_threshold, min_note):
     """The ``decode`` section for this model with the flags given over it, resolved against the model file's own
     values."""
-    from trainer.inference.decode import DecodeSettings, settings_for_model
+    from trainer.inference.decode import DecodeSettings
 
-    settings = apply_overrides(
-        settings_for_model(params.section("decode", _warn), info.arch),
-        {"onset_threshold": onset_threshold, "frame_threshold": frame_threshold, "min_note_seconds": min_note},
-    )
-    return DecodeSettings.resolve(settings, info)
+    flags = {"onset_threshold": onset_threshold, "frame_threshold": frame_threshold, "min_note_seconds": min_note}
+    return DecodeSettings.resolve(params.section("decode", _warn), info, flags)
 
 
 @app.command()

@@ -19,6 +19,7 @@ import numpy as np
 from builder.corpus.notes import NOTE_DTYPE
 from pianoscribe.constants import HOP_SECONDS, LOWEST_KEY, N_KEYS
 from pianoscribe.errors import UserError
+from pianoscribe.params import apply_overrides
 from trainer.features import energy_to_velocity
 from trainer.model.info import OFFLINE_ARCH
 
@@ -44,8 +45,10 @@ class DecodeSettings:
     velocity_curve: dict[str, Any] | None = None  # the model's (ModelInfo.velocity_curve): energy -> velocity
 
     @classmethod
-    def resolve(cls, settings: dict[str, Any], info) -> DecodeSettings:
-        """Explicit settings win; ``None`` falls back to what the model file carries (``ModelInfo``)."""
+    def resolve(cls, section: dict[str, Any], info, overrides: dict[str, Any] | None = None) -> DecodeSettings:
+        """The ``decode`` section for this model (``settings_for_model``) with ``overrides`` (given flags: None
+        means not given) over it; ``None`` left falls back to what the model file carries (``ModelInfo``)."""
+        settings = apply_overrides(settings_for_model(section, getattr(info, "arch", "")), overrides or {})
         values = {}
         for name in ("onset_threshold", "frame_threshold", "min_note_seconds"):
             value = settings.get(name)
