@@ -80,19 +80,22 @@ def without_filter(soundfont: bytes) -> bytes:
 
 
 def _modulates_filter(bags: list[tuple], modulators: list[tuple], bag: int) -> bool:
-    if bag + 1 >= len(bags):
-        return False
-    chosen = modulators[bags[bag][1] : bags[bag + 1][1]]
     return any(
         destination in (INITIAL_FILTER_FC, MOD_ENV_TO_FILTER_FC) and amount != 0
-        for _, destination, amount, _, _ in chosen
+        for _, destination, amount, _, _ in _bag_records(bags, modulators, bag, column=1)
     )
 
 
 def _generators(bags: list[tuple], generators: list[tuple], bag: int) -> list[tuple]:
+    return _bag_records(bags, generators, bag, column=0)
+
+
+def _bag_records(bags: list[tuple], records: list[tuple], bag: int, column: int) -> list[tuple]:
+    """The records (generators: ``column`` 0, modulators: 1) of zone ``bag``: up to the next bag's first; none for
+    the terminal bag or a bag index past the list."""
     if bag + 1 >= len(bags):
         return []
-    return generators[bags[bag][0] : bags[bag + 1][0]]
+    return records[bags[bag][column] : bags[bag + 1][column]]
 
 
 def _preset_records(soundfont: bytes) -> dict[str, list[tuple]] | None:
