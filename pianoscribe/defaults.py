@@ -103,6 +103,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "seed": 0,
         "width": 32,  # channels of every layer of the pass
         "key_span": 24,  # keys seen on each side (partials of the notes 1-2 octaves below and above)
+        "streaming_features": True,  # also read the streaming model's per-key harmonic features, not only its heads
         "time_kernel": 5,  # frames per temporal convolution ...
         "dilations": [1, 5, 25],  # ... at these dilations: sees 2 x (1 + 5 + 25) = 62 frames (1.4 s) either side
         "epochs": 4,

@@ -1,5 +1,6 @@
 """``trainer fit-offline``: train the offline pass (``trainer.model.offline``) on what the streaming model hears in
-whole pieces, then write the offline model (the streaming model and the pass in one file) and its ONNX twin.
+whole pieces (its heads and per-key features), then write the offline model (the streaming model and the pass in
+one file) and its ONNX twin.
 
 The pass learns from the streaming model's heads over training music only: ``pieces`` pieces of the store's train
 split (spread evenly over its corpora, never a test piece), each cut to ``seconds`` at a random place and
@@ -34,15 +35,15 @@ from trainer.fit.metrics import write_json
 from trainer.inference.decode import notes_to_roll
 from trainer.inference.frame_model import FrameModel
 from trainer.model import model_file, onnx_file
-from trainer.model.info import HEADS, OFFLINE_ARCH
-from trainer.model.offline import CORRECTED, HeadPass, offline_model, radius_of, training_model
+from trainer.model.info import OFFLINE_ARCH
+from trainer.model.offline import CORRECTED, HeadPass, offline_model, pass_inputs_model, radius_of, training_model
 
 
 @dataclass
 class HeadExamples:
     """The streaming model's heads over the rendered pieces, end to end, and the store-style labels."""
 
-    heads: np.ndarray  # [frames, 88, 3] float32: active, onset, energy
+    heads: np.ndarray  # [frames, 88, channels] float32: active, onset, energy, then the per-key features
     active: np.ndarray  # [frames, 88] uint8
     onset: np.ndarray  # [frames, 88] uint8
     starts: np.ndarray  # [pieces] first frame of each piece
@@ -67,14 +68,18 @@ def fit_offline(
     frame_model = FrameModel.load(streaming_path)
     if frame_model.info.arch == OFFLINE_ARCH:  # refused before minutes of rendering, not after the training
         raise UserError(f"{streaming_path}: an offline model; --model must name the streaming model it is built on")
+    streaming, streaming_info = model_file.load_model(streaming_path)
+    inputs_model = pass_inputs_model(streaming, settings)
+    channels = int(inputs_model.output["heads"].shape[-1])
     report.message(
         f"rendering {settings['pieces']} training pieces of {settings['seconds']:g} s through the train banks, "
-        f"heads from {frame_model.network.path} ({frame_model.network.backend})"
+        f"then {streaming_path}'s heads and per-key features ({channels} channels per key)"
     )
     examples = head_examples(
         data,
         Path(data_dir),
         frame_model,
+        inputs_model,
         settings,
         progress=lambda done, total: report.message(f"  {done}/{total} pieces") if done % 60 == 0 else None,
     )
@@ -82,7 +87,7 @@ def fit_offline(
 
     keras.utils.set_random_seed(int(settings["seed"]))
     head_pass = HeadPass(settings)
-    model = training_model(head_pass)
+    model = training_model(head_pass, channels)
     epochs, steps = int(settings["epochs"]), int(settings["steps_per_epoch"])
     model.compile(
         optimizer=keras.optimizers.Adam(
@@ -107,7 +112,6 @@ def fit_offline(
     finally:
         report.close()
 
-    streaming, streaming_info = model_file.load_model(streaming_path)
     joined, info = offline_model(streaming, streaming_info, head_pass, settings)
     model_file.save_model(joined, offline_path)
     onnx_path = onnx_file.export_onnx(offline_path)
@@ -117,6 +121,7 @@ def fit_offline(
         **{f"{head}_loss": round(float(history.history[f"{head}_loss"][-1]), 5) for head in CORRECTED},
         "pieces": len(examples.lengths),
         "frames": int(examples.lengths.sum()),
+        "channels": channels,  # per key and frame: 3 heads (+ the streaming model's per-key features)
         "radius_frames": radius_of(settings),
         "context_frames": info.context_frames,
         "lookahead_frames": info.lookahead_frames,
@@ -136,11 +141,13 @@ def head_examples(
     data: StoreLocation,
     data_dir: Path,
     frame_model: FrameModel,
+    inputs_model: keras.Model,
     settings: dict[str, Any],
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> HeadExamples:
-    """Render the chosen training pieces, run the streaming model over each, label each frame from the notes;
-    ``progress(done, total)`` after each piece."""
+    """Render the chosen training pieces, featurize each (``frame_model``), run ``inputs_model``
+    (``pass_inputs_model``) over it whole, label each frame from the notes; ``progress(done, total)`` after each
+    piece."""
     attrs = attributes(open_store(data))
     synth_settings = attrs.get("params") or {}
     train_ids = set((attrs.get("split") or {}).get("train") or [])
@@ -163,8 +170,8 @@ def head_examples(
         if len(notes):
             audio = renderers[bank].render(notes)
             rows = frame_model.featurizer().rows(frames_from_audio(audio))
-            piece_heads = frame_model.heads(rows)
-            heads.append(np.stack([piece_heads[name] for name in HEADS], axis=-1).astype(np.float32))
+            pass_inputs = inputs_model(rows[np.newaxis].astype(np.float32), training=False)["heads"]
+            heads.append(np.asarray(pass_inputs, dtype=np.float32)[0])
             active.append(notes_to_roll(notes, len(rows), values="binary").astype(np.uint8))
             onset.append(onset_roll(notes, len(rows)))
             lengths.append(len(rows))
@@ -251,7 +258,7 @@ def _training_batches(examples: HeadExamples, settings: dict[str, Any]) -> tf.da
     return tf.data.Dataset.from_generator(
         windows,
         output_signature=(
-            tf.TensorSpec((batch, window, N_KEYS, len(HEADS)), tf.float32),
+            tf.TensorSpec((batch, window, N_KEYS, examples.heads.shape[-1]), tf.float32),
             {"active": labels, "onset": labels},
         ),
     ).prefetch(2)
@@ -263,6 +270,8 @@ def _check_settings(settings: dict[str, Any], offline_path: Path) -> None:
     for key in ("pieces", "epochs", "steps_per_epoch", "batch_windows", "window_frames"):
         if int(settings[key]) < 1:
             raise UserError(f"offline.{key}: must be >= 1, got {settings[key]}")
+    if not isinstance(settings["streaming_features"], bool):
+        raise UserError(f"offline.streaming_features: expected true or false, got {settings['streaming_features']!r}")
     if not 0.0 < float(settings["onset_scale_min"]) <= 1.0:
         raise UserError(f"offline.onset_scale_min: expected a number in (0, 1], got {settings['onset_scale_min']}")
     for key in ("seconds", "learning_rate"):

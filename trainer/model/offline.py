@@ -3,7 +3,10 @@
 The streaming model hears 5 buffers (23 ms ahead). Much of what it gets wrong is plain over a longer view: an
 "onset" that is a partial of a note struck an octave or a twelfth below, a re-strike inside a held note, a note
 that fades in over several buffers. The offline pass reads every key's three heads (active, onset, energy) over
-time and corrects the active and onset probabilities:
+time, and with ``streaming_features`` the streaming model's own per-key harmonic features (its ``harmonic_conv``
+layer: how each key's partials, and those of the notes an octave and a twelfth below, sound). From the heads
+alone an extra note on a partial of a sounding note looks like a real doubling (docs/training.md). It corrects
+the active and onset probabilities:
 - one convolution over ``key_span`` neighbouring keys on each side, so a key sees the notes whose partials it
   may be hearing;
 - residual temporal convolutions of ``time_kernel`` frames with growing dilation (``dilations``), weights shared
@@ -13,9 +16,9 @@ time and corrects the active and onset probabilities:
 - a correction added to each head's logit, zero at the start of training (``CorrectedProbability``).
 The energy head passes through unchanged, so the model's velocity curve still reads it.
 
-``offline_model`` joins the two into one Keras model (the streaming model nested whole) with the streaming
-model's input and heads, so the
-offline model is a model file like any other (``trainer infer --model models/offline.keras``, its ONNX twin,
+``offline_model`` joins the two into one Keras model (``pass_inputs_model``, the streaming model's layers up to
+its heads and features, nested in it) with the streaming model's input and heads, so the offline model is a model
+file like any other (``trainer infer --model models/offline.keras``, its ONNX twin,
 overlapping blocks in ``FrameModel``); its ``ModelInfo`` says how far it looks (``context_frames``,
 ``lookahead_frames``).
 """
@@ -34,6 +37,7 @@ from trainer.model.layers import CorrectedProbability, ModelInfoLayer, StackHead
 from trainer.model.model_file import INFO_LAYER_NAME
 
 CORRECTED = ("active", "onset")  # the heads the pass corrects; energy passes through
+STREAMING_FEATURES_LAYER = "harmonic_conv"  # the streaming model's per-key features, [batch, time, 88, filters]
 
 
 def radius_of(settings: dict[str, Any]) -> int:
@@ -46,10 +50,23 @@ def radius_of(settings: dict[str, Any]) -> int:
     return int(kernel) // 2 * sum(int(value) for value in dilations)
 
 
+def pass_inputs_model(streaming: keras.Model, settings: dict[str, Any]) -> keras.Model:
+    """FFT slices -> ``{"heads": [batch, time, 88, channels], "energy": [batch, time, 88]}``: what the pass reads
+    (the three heads stacked, then the per-key features when ``streaming_features`` is on and the streaming model
+    has them) and the energy head it passes through. Built from the streaming model's own layers."""
+    heads = [streaming.get_layer(name).output for name in HEADS]
+    stacked = StackHeads(name="offline_heads")(*heads)
+    if settings["streaming_features"] and STREAMING_FEATURES_LAYER in {layer.name for layer in streaming.layers}:
+        features = streaming.get_layer(STREAMING_FEATURES_LAYER).output
+        stacked = keras.layers.Concatenate(name="offline_with_features")([stacked, features])
+    energy = heads[HEADS.index("energy")]
+    return keras.Model(streaming.inputs[0], {"heads": stacked, "energy": energy}, name="pass_inputs")
+
+
 class HeadPass:
-    """The offline pass's layers, applied to stacked heads ``[batch, time, 88, 3]`` -> corrected ``active`` and
-    ``onset`` ``[batch, time, 88]``. One set of layers serves the training model (heads in) and the joined model
-    (FFT slices in)."""
+    """The offline pass's layers, applied to what it reads ``[batch, time, 88, channels]`` (``pass_inputs_model``)
+    -> corrected ``active`` and ``onset`` ``[batch, time, 88]``. One set of layers serves the training model (its
+    inputs in) and the joined model (FFT slices in)."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
         radius_of(settings)  # validates the dilations
@@ -84,9 +101,10 @@ class HeadPass:
         return {head: output(heads, correction) for head, output in zip(CORRECTED, self.outputs)}
 
 
-def training_model(head_pass: HeadPass) -> keras.Model:
-    """Stacked heads ``[batch, time, 88, 3]`` in, corrected ``active``/``onset`` out: what the pass is trained as."""
-    heads = keras.Input(shape=(None, N_KEYS, len(HEADS)), name="heads")
+def training_model(head_pass: HeadPass, channels: int) -> keras.Model:
+    """What the pass reads ``[batch, time, 88, channels]`` in, corrected ``active``/``onset`` out: what the pass
+    is trained as."""
+    heads = keras.Input(shape=(None, N_KEYS, channels), name="heads")
     return keras.Model(heads, head_pass(heads), name="offline_pass")
 
 
@@ -105,7 +123,6 @@ def offline_model(
     )
     fft_magnitude = keras.Input(shape=tuple(streaming.inputs[0].shape[1:]), name="fft_magnitude", dtype="float32")
     passed = ModelInfoLayer(info.to_dict(), name=INFO_LAYER_NAME)(fft_magnitude)
-    heads = streaming(passed)  # the streaming model, whole, as one layer: its heads are named as the outputs are
-    stacked = StackHeads(name="offline_heads")(heads["active"], heads["onset"], heads["energy"])
-    outputs = {**head_pass(stacked), "energy": keras.layers.Identity(name="energy")(heads["energy"])}
+    pass_inputs = pass_inputs_model(streaming, settings)(passed)
+    outputs = {**head_pass(pass_inputs["heads"]), "energy": keras.layers.Identity(name="energy")(pass_inputs["energy"])}
     return keras.Model(fft_magnitude, outputs, name=f"pianoscribe_{OFFLINE_ARCH}"), info

@@ -12,11 +12,12 @@ import pytest
 from builder.corpus.notes import NOTE_DTYPE
 from pianoscribe.defaults import defaults
 from pianoscribe.errors import UserError
+from trainer import fit
 from trainer.fit.offline import fit_offline, onset_roll
 from trainer.inference.frame_model import FrameModel
 from trainer.inference.networks import KerasNetwork
 from trainer.model import model_file
-from trainer.model.offline import HeadPass, offline_model
+from trainer.model.offline import HeadPass, offline_model, pass_inputs_model
 
 QUICK = {
     "pieces": 8,
@@ -73,6 +74,37 @@ def test_the_offline_model_looks_a_radius_further_and_runs_on_both_backends(offl
         np.testing.assert_allclose(through_onnx[name], whole[name], atol=2e-4)
     # energy passes through: the velocity curve still reads the streaming model's energy head
     np.testing.assert_allclose(whole["energy"], streaming.heads(rows)["energy"], atol=1e-5)
+
+
+def test_the_pass_reads_the_streaming_models_per_key_features(piano_model, tmp_path):
+    """A streaming model with a harmonic path: the pass reads its heads and its per-key features (3 + filters
+    channels), the joined model keeps the streaming energy head, and its ONNX twin gives the same heads; without
+    ``streaming_features`` only the heads are read."""
+    fit_settings = defaults("fit")
+    fit_settings.update(epochs=1, steps_per_epoch=20, batch_size=64)
+    fit_settings["context"].update(frame_units=32, context_units=32, harmonics=4, harmonic_filters=3)
+    streaming_path = tmp_path / "harmonic.keras"
+    fit.fit(piano_model.store, streaming_path, fit_settings, metrics_dir=tmp_path, report=None, logs_dir=tmp_path)
+    path = tmp_path / "offline.keras"
+    summary = fit_offline(
+        piano_model.store,
+        streaming_path,
+        path,
+        quick_settings(pieces=4),
+        data_dir=piano_model.data_dir,
+        metrics_dir=tmp_path,
+    )
+    assert summary["channels"] == 3 + 3 and np.isfinite(summary["loss"])
+    keras_model, onnx_model = FrameModel.load(path, "keras"), FrameModel.load(path, "onnx")
+    rows = np.abs(np.random.default_rng(3).normal(size=(200, keras_model.input_bins))).astype(np.float32)
+    whole, through_onnx = keras_model.heads(rows), onnx_model.heads(rows)
+    for name in whole:
+        np.testing.assert_allclose(through_onnx[name], whole[name], atol=2e-4)
+    streaming = FrameModel.load(streaming_path, "keras")
+    np.testing.assert_allclose(whole["energy"], streaming.heads(rows)["energy"], atol=1e-5)
+    model, _ = model_file.load_model(streaming_path)
+    assert pass_inputs_model(model, quick_settings()).output["heads"].shape[-1] == 6
+    assert pass_inputs_model(model, quick_settings(streaming_features=False)).output["heads"].shape[-1] == 3
 
 
 def test_blocks_give_the_heads_of_the_whole_song(offline):
@@ -137,6 +169,8 @@ def test_bad_settings_are_one_line_errors(piano_model, tmp_path):
         fit_offline(piano_model.store, piano_model.model, tmp_path / "o.keras", quick_settings(dilations=[]))
     with pytest.raises(UserError, match="offline.onset_scale_min"):
         fit_offline(piano_model.store, piano_model.model, tmp_path / "o.keras", quick_settings(onset_scale_min=0))
+    with pytest.raises(UserError, match="offline.streaming_features"):
+        fit_offline(piano_model.store, piano_model.model, tmp_path / "o.keras", quick_settings(streaming_features=1))
     with pytest.raises(UserError, match="offline.time_kernel"):
         fit_offline(piano_model.store, piano_model.model, tmp_path / "o.keras", quick_settings(time_kernel=4))
     with pytest.raises(UserError, match=r"must end in \.keras"):
