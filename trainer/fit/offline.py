@@ -28,14 +28,13 @@ from builder.dataset.store import attributes, open_store
 from pianoscribe.constants import HOP_SECONDS, LOWEST_KEY, N_KEYS
 from pianoscribe.errors import UserError
 from pianoscribe.storage import StoreLocation, store_location
-from trainer.features import frames_from_audio
+from trainer.features import Featurizer, frames_from_audio
 from trainer.fit.loop import FitReport, ReportProgress, SilentReport
 from trainer.fit.losses import weighted_binary_crossentropy
 from trainer.fit.metrics import write_json
 from trainer.inference.decode import notes_to_roll
-from trainer.inference.frame_model import FrameModel
 from trainer.model import model_file, onnx_file
-from trainer.model.info import OFFLINE_ARCH
+from trainer.model.info import OFFLINE_ARCH, ModelInfo
 from trainer.model.offline import CORRECTED, HeadPass, offline_model, pass_inputs_model, radius_of, training_model
 
 
@@ -65,10 +64,9 @@ def fit_offline(
     data, streaming_path, offline_path = store_location(data), Path(streaming_path), Path(offline_path)
     _check_settings(settings, offline_path)
     started = time.monotonic()
-    frame_model = FrameModel.load(streaming_path)
-    if frame_model.info.arch == OFFLINE_ARCH:  # refused before minutes of rendering, not after the training
-        raise UserError(f"{streaming_path}: an offline model; --model must name the streaming model it is built on")
     streaming, streaming_info = model_file.load_model(streaming_path)
+    if streaming_info.arch == OFFLINE_ARCH:  # refused before minutes of rendering, not after the training
+        raise UserError(f"{streaming_path}: an offline model; --model must name the streaming model it is built on")
     inputs_model = pass_inputs_model(streaming, settings)
     channels = int(inputs_model.output["heads"].shape[-1])
     report.message(
@@ -78,7 +76,7 @@ def fit_offline(
     examples = head_examples(
         data,
         Path(data_dir),
-        frame_model,
+        streaming_info,
         inputs_model,
         settings,
         progress=lambda done, total: report.message(f"  {done}/{total} pieces") if done % 60 == 0 else None,
@@ -140,12 +138,12 @@ def fit_offline(
 def head_examples(
     data: StoreLocation,
     data_dir: Path,
-    frame_model: FrameModel,
+    streaming_info: ModelInfo,
     inputs_model: keras.Model,
     settings: dict[str, Any],
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> HeadExamples:
-    """Render the chosen training pieces, featurize each (``frame_model``), run ``inputs_model``
+    """Render the chosen training pieces, featurize each as the streaming model reads audio, run ``inputs_model``
     (``pass_inputs_model``) over it whole, label each frame from the notes; ``progress(done, total)`` after each
     piece."""
     attrs = attributes(open_store(data))
@@ -169,7 +167,7 @@ def head_examples(
         bank = bank_names[int(rng.integers(len(bank_names)))]
         if len(notes):
             audio = renderers[bank].render(notes)
-            rows = frame_model.featurizer().rows(frames_from_audio(audio))
+            rows = Featurizer(streaming_info.window, int(streaming_info.long_fft_bins)).rows(frames_from_audio(audio))
             pass_inputs = inputs_model(rows[np.newaxis].astype(np.float32), training=False)["heads"]
             heads.append(np.asarray(pass_inputs, dtype=np.float32)[0])
             active.append(notes_to_roll(notes, len(rows), values="binary").astype(np.uint8))
