@@ -45,6 +45,7 @@ from trainer.model.layers import (
 from trainer.model.model_file import FEATURES_LAYER_NAME, INFO_LAYER_NAME
 
 ARCHITECTURES = ("context", "reference")
+HARMONIC_FEATURES_LAYER = "harmonic_conv"  # per-key features [batch, time, 88, filters]; the offline pass reads them
 
 
 def new_model(
@@ -180,7 +181,11 @@ def _harmonic_branch(features, config, info: ModelInfo, long_features=None):
             partials
         )
     per_key = keras.layers.Conv2D(
-        config["harmonic_filters"], (info.context_frames, 3), padding="valid", activation="relu", name="harmonic_conv"
+        config["harmonic_filters"],
+        (info.context_frames, 3),
+        padding="valid",
+        activation="relu",
+        name=HARMONIC_FEATURES_LAYER,
     )(keras.layers.ZeroPadding2D(((0, 0), (1, 1)), name="harmonic_key_padding")(partials))
     return keras.layers.Reshape((-1, N_KEYS * config["harmonic_filters"]), name="harmonic_flatten")(per_key)
 

@@ -32,12 +32,12 @@ import keras
 
 from pianoscribe.constants import N_KEYS
 from pianoscribe.errors import UserError
+from trainer.model.architectures import HARMONIC_FEATURES_LAYER
 from trainer.model.info import HEADS, OFFLINE_ARCH, ModelInfo
 from trainer.model.layers import CorrectedProbability, ModelInfoLayer, StackHeads
 from trainer.model.model_file import INFO_LAYER_NAME
 
 CORRECTED = ("active", "onset")  # the heads the pass corrects; energy passes through
-STREAMING_FEATURES_LAYER = "harmonic_conv"  # the streaming model's per-key features, [batch, time, 88, filters]
 
 
 def radius_of(settings: dict[str, Any]) -> int:
@@ -56,8 +56,8 @@ def pass_inputs_model(streaming: keras.Model, settings: dict[str, Any]) -> keras
     has them) and the energy head it passes through. Built from the streaming model's own layers."""
     heads = [streaming.get_layer(name).output for name in HEADS]
     stacked = StackHeads(name="offline_heads")(*heads)
-    if settings["streaming_features"] and STREAMING_FEATURES_LAYER in {layer.name for layer in streaming.layers}:
-        features = streaming.get_layer(STREAMING_FEATURES_LAYER).output
+    if settings["streaming_features"] and HARMONIC_FEATURES_LAYER in {layer.name for layer in streaming.layers}:
+        features = streaming.get_layer(HARMONIC_FEATURES_LAYER).output
         stacked = keras.layers.Concatenate(name="offline_with_features")([stacked, features])
     energy = heads[HEADS.index("energy")]
     return keras.Model(streaming.inputs[0], {"heads": stacked, "energy": energy}, name="pass_inputs")
