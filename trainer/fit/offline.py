@@ -28,7 +28,7 @@ from builder.dataset.store import attributes, open_store
 from pianoscribe.constants import HOP_SECONDS, LOWEST_KEY, N_KEYS
 from pianoscribe.errors import UserError
 from pianoscribe.storage import StoreLocation, store_location
-from trainer.features import Featurizer, frames_from_audio
+from trainer.features import frames_from_audio
 from trainer.fit.loop import FitReport, ReportProgress, SilentReport
 from trainer.fit.losses import weighted_binary_crossentropy
 from trainer.fit.metrics import write_json
@@ -110,7 +110,7 @@ def fit_offline(
     finally:
         report.close()
 
-    joined, info = offline_model(streaming, streaming_info, head_pass, settings)
+    joined, info = offline_model(inputs_model, streaming_info, head_pass, settings)
     model_file.save_model(joined, offline_path)
     onnx_path = onnx_file.export_onnx(offline_path)
     losses = history.history.get("loss") or [float("nan")]
@@ -167,7 +167,7 @@ def head_examples(
         bank = bank_names[int(rng.integers(len(bank_names)))]
         if len(notes):
             audio = renderers[bank].render(notes)
-            rows = Featurizer(streaming_info.window, int(streaming_info.long_fft_bins)).rows(frames_from_audio(audio))
+            rows = streaming_info.featurizer().rows(frames_from_audio(audio))
             pass_inputs = inputs_model(rows[np.newaxis].astype(np.float32), training=False)["heads"]
             heads.append(np.asarray(pass_inputs, dtype=np.float32)[0])
             active.append(notes_to_roll(notes, len(rows), values="binary").astype(np.uint8))

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from pianoscribe.constants import N_BINS, N_KEYS
-from trainer.features import Featurizer
 from trainer.inference.networks import Network, open_network
 
 BLOCK_FRAMES = 512  # frames per model block (~12 s of audio), at least
@@ -38,10 +37,6 @@ class FrameModel:
         self.batch_blocks = int(batch_blocks)
         self.input_bins = N_BINS + int(self.info.long_fft_bins)  # 512 FFT bins, then the long window's if it reads them
         self.predict(np.zeros((1, int(self.info.context_frames), self.input_bins), np.float32))  # warm up first
-
-    def featurizer(self, workers: int = -1) -> Featurizer:
-        """What turns this model's audio buffers into its input rows (one per buffer, as they arrive)."""
-        return Featurizer(self.window, int(self.info.long_fft_bins), workers)
 
     def predict(self, fft_magnitude: np.ndarray) -> dict[str, np.ndarray]:
         """One model call on a batch ``[batch, time, input bins]`` -> heads ``[batch, time, 88]`` (no blocking)."""

@@ -23,7 +23,7 @@ class StreamingTranscriber:
         self.context_frames = int(frame_model.info.context_frames)
         self.lookahead_frames = int(frame_model.info.lookahead_frames)
         self._ring: collections.deque[np.ndarray] = collections.deque(maxlen=self.context_frames)
-        self._featurizer = frame_model.featurizer(workers=1)
+        self._featurizer = frame_model.info.featurizer(workers=1)
         self._pushed = 0
         self._emitted = 0
         self.last_heads: dict[str, np.ndarray] | None = None

@@ -57,7 +57,7 @@ def transcribe_audio(audio: np.ndarray, frame_model: FrameModel, decode: DecodeS
 def transcribe_blocks(blocks: Iterable[np.ndarray], frame_model: FrameModel, decode: DecodeSettings) -> Transcription:
     """Consecutive mono 44.1 kHz blocks -> frames (tail zero-padded) -> heads -> notes."""
     runner = frame_model.sequence_runner()
-    featurizer = frame_model.featurizer()
+    featurizer = frame_model.info.featurizer()
     carry = np.zeros(0, dtype=np.float32)
     n_samples = 0
     parts = []

@@ -11,6 +11,7 @@ from typing import Any
 
 from pianoscribe.constants import BUFFER_SIZE, SAMPLE_RATE, WINDOWS
 from pianoscribe.errors import UserError
+from trainer.features import Featurizer
 
 HEADS = ("active", "onset", "energy")  # the outputs, each [batch, time, 88]
 OFFLINE_ARCH = "offline"  # ModelInfo.arch of an offline model (trainer.model.offline); also its ``decode`` sub-section
@@ -38,6 +39,11 @@ class ModelInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def featurizer(self, workers: int = -1) -> Featurizer:
+        """What turns audio buffers into this model's input rows (its window; the long window's bins if it reads
+        them). A fresh one per sequence: it keeps that sequence's past audio."""
+        return Featurizer(self.window, int(self.long_fft_bins), workers)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelInfo:

@@ -109,9 +109,10 @@ def training_model(head_pass: HeadPass, channels: int) -> keras.Model:
 
 
 def offline_model(
-    streaming: keras.Model, streaming_info: ModelInfo, head_pass: HeadPass, settings: dict[str, Any]
+    pass_inputs: keras.Model, streaming_info: ModelInfo, head_pass: HeadPass, settings: dict[str, Any]
 ) -> tuple[keras.Model, ModelInfo]:
-    """The streaming model with the (trained) pass on its heads: one model, FFT slices in, heads out."""
+    """The streaming model's ``pass_inputs_model`` with the (trained) pass on it: one model, FFT slices in, heads
+    out."""
     if streaming_info.arch == OFFLINE_ARCH:
         raise UserError("offline: the model it is built on must be a streaming model, not an offline one")
     radius = radius_of(settings)
@@ -121,8 +122,8 @@ def offline_model(
         context_frames=int(streaming_info.context_frames) + 2 * radius,
         lookahead_frames=int(streaming_info.lookahead_frames) + radius,
     )
-    fft_magnitude = keras.Input(shape=tuple(streaming.inputs[0].shape[1:]), name="fft_magnitude", dtype="float32")
+    fft_magnitude = keras.Input(shape=tuple(pass_inputs.inputs[0].shape[1:]), name="fft_magnitude", dtype="float32")
     passed = ModelInfoLayer(info.to_dict(), name=INFO_LAYER_NAME)(fft_magnitude)
-    pass_inputs = pass_inputs_model(streaming, settings)(passed)
-    outputs = {**head_pass(pass_inputs["heads"]), "energy": keras.layers.Identity(name="energy")(pass_inputs["energy"])}
+    read = pass_inputs(passed)
+    outputs = {**head_pass(read["heads"]), "energy": keras.layers.Identity(name="energy")(read["energy"])}
     return keras.Model(fft_magnitude, outputs, name=f"pianoscribe_{OFFLINE_ARCH}"), info

@@ -123,7 +123,7 @@ def test_an_untrained_pass_changes_nothing(piano_model):
     """The correction starts at zero: before training, the offline model says what the streaming model says."""
     streaming, info = model_file.load_model(piano_model.model)
     settings = quick_settings()
-    joined, joined_info = offline_model(streaming, info, HeadPass(settings), settings)
+    joined, joined_info = offline_model(pass_inputs_model(streaming, settings), info, HeadPass(settings), settings)
     rows = np.abs(np.random.default_rng(2).normal(size=(1, 50, 512 + info.long_fft_bins))).astype(np.float32)
     before = streaming(rows)
     after = joined(rows)
@@ -132,7 +132,7 @@ def test_an_untrained_pass_changes_nothing(piano_model):
         np.testing.assert_allclose(np.asarray(after[name]), expected, atol=1e-5)
     np.testing.assert_array_equal(np.asarray(after["energy"]), np.asarray(before["energy"]))
     with pytest.raises(UserError, match="streaming model"):
-        offline_model(joined, joined_info, HeadPass(settings), settings)
+        offline_model(pass_inputs_model(streaming, settings), joined_info, HeadPass(settings), settings)
 
 
 def test_the_same_settings_train_the_same_model(offline, piano_model, tmp_path):
