@@ -29,7 +29,6 @@ class FrameModel:
     def __init__(self, network: Network, block_frames: int | None = None, batch_blocks: int = BATCH_BLOCKS) -> None:
         self.network = network
         self.info = network.info
-        self.window = network.info.window
         self.past_frames = int(self.info.context_frames) - 1 - int(self.info.lookahead_frames)
         self.future_frames = int(self.info.lookahead_frames)
         overlap = int(self.info.context_frames) - 1
