@@ -8,12 +8,13 @@ its wheel) with its default thresholds; ours runs ``trainer.inference`` with the
 pieces recipes were chosen on; ``report``: pieces nothing was chosen on), per kind of music x piano.
 
 Speed is measured the way a user runs each system, as whole processes over all the files, outputs included:
-``trainer infer FILES --out-dir`` (start-up, model load, ``.mid``/``.csv``/``.npz`` per file) with its default
-backend (onnxruntime on the model's ONNX twin), with ``--backend keras`` (TensorFlow) and with ``--png``, against a
-process that imports basic-pitch, loads its model once and writes a MIDI file per input. Each is run
-``--repeats`` times, interleaved, and the fastest run counts (the machine is shared). Plus our streaming cost per
-buffer. The offline model (``--offline-model``, ``trainer fit-offline``; skipped when the file is missing) is scored
-and timed the same way, as a third system: it is the fair peer of basic-pitch, which also reads whole files.
+``trainer infer FILES --out-dir`` (start-up, model load, ``.mid``/``.csv``/``.npz`` per file; its default
+``--jobs``, one file per core) with its default backend (onnxruntime on the model's ONNX twin), with ``--backend
+keras`` (TensorFlow) and with ``--png``, against a process that imports basic-pitch, loads its model once and
+writes a MIDI file per input. Each is run ``--repeats`` times, interleaved; the fastest run counts (the machine is
+shared), and every run and the ratio of the medians are printed too. Plus our streaming cost per buffer. The
+offline model (``--offline-model``, ``trainer fit-offline``; skipped when the file is missing) is scored and timed
+the same way, as a third system: it is the fair peer of basic-pitch, which also reads whole files.
 
     .venv/bin/python benchmarks/compare_basic_pitch.py [--eval-dir data/eval] [--model models/model.keras]
         [--offline-model models/offline.keras]
@@ -27,6 +28,7 @@ import io
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -158,7 +160,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("metrics/compare_basic_pitch.json"))
     parser.add_argument("--onset-threshold", type=float, help="override params.yaml decode.onset_threshold")
     parser.add_argument("--frame-threshold", type=float, help="override params.yaml decode.frame_threshold")
-    parser.add_argument("--repeats", type=int, default=2, help="whole-process runs of each system (fastest counts)")
+    parser.add_argument("--repeats", type=int, default=3, help="whole-process runs of each system (fastest counts)")
     args = parser.parse_args()
 
     pieces = read_test_pieces(args.eval_dir)
@@ -200,12 +202,14 @@ def main() -> None:
     }
     if len(systems) > 1:
         commands[f"{OURS_OFFLINE} (onnxruntime)"] = [*infer, "--model", str(args.offline_model), "--backend", "auto"]
-    seconds: dict[str, float] = {}
+    runs: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(max(args.repeats, 1)):
         for name, command in commands.items():
             with tempfile.TemporaryDirectory() as out:
                 where = [out, *files] if name == BASIC_PITCH else ["--out-dir", out]
-                seconds[name] = min(seconds.get(name, float("inf")), whole_process_seconds([*command, *where]))
+                runs[name].append(whole_process_seconds([*command, *where]))
+    seconds = {name: min(walls) for name, walls in runs.items()}
+    median_ratio = statistics.median(runs[BASIC_PITCH]) / statistics.median(runs[f"{OURS} (onnxruntime)"])
     push_ms = streaming_milliseconds(frame_model, pieces[0].audio_path)
     buffer_ms = 1000 * BUFFER_SIZE / SAMPLE_RATE
     peer_seconds = seconds[BASIC_PITCH]
@@ -213,9 +217,11 @@ def main() -> None:
         f"whole processes over {len(files)} files ({audio_seconds:.0f} s of audio, outputs written; fastest of "
         f"{max(args.repeats, 1)}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):"
     )
-    print(f"  {'system':34s} {'wall s':>7s} {'x realtime':>10s} {'basic-pitch / this':>18s}")
+    print(f"  {'system':34s} {'wall s':>7s} {'x realtime':>10s} {'basic-pitch / this':>18s}   every run, s")
     for name, wall in seconds.items():
-        print(f"  {name:34s} {wall:7.1f} {audio_seconds / wall:10.0f} {peer_seconds / wall:17.1f}x")
+        every = " ".join(f"{run:.1f}" for run in runs[name])
+        print(f"  {name:34s} {wall:7.1f} {audio_seconds / wall:10.0f} {peer_seconds / wall:17.1f}x   {every}")
+    print(f"  medians: basic-pitch / pianoscribe (onnxruntime) = {median_ratio:.1f}x")
     print(
         f"pianoscribe streaming: {push_ms:.2f} ms per 1024-sample buffer ({buffer_ms:.1f} ms of audio, "
         f"{buffer_ms / push_ms:.0f}x realtime), latency {frame_model.info.lookahead_frames} buffer(s) lookahead"
@@ -236,6 +242,8 @@ def main() -> None:
                 "audio_seconds": audio_seconds,
                 "systems": summaries,
                 "whole_process_seconds": seconds,
+                "whole_process_runs": runs,
+                "speed_ratio_of_medians": median_ratio,
                 "speed_ratio": peer_seconds / seconds[f"{OURS} (onnxruntime)"],
                 "speed_ratio_offline": (
                     peer_seconds / seconds[f"{OURS_OFFLINE} (onnxruntime)"] if len(systems) > 1 else None

@@ -7,6 +7,7 @@ with an ONNX model never imports it.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -219,6 +220,13 @@ def infer(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace existing outputs (default: refuse, per file).")
     ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Files transcribed at once (0: one per CPU core, each on one core; 1: one at a time, all cores).",
+        ),
+    ] = 0,
     onset_threshold: OnsetThreshold = None,
     frame_threshold: FrameThreshold = None,
     min_note: MinNote = None,
@@ -246,19 +254,22 @@ def infer(
 
     def body() -> int:
         params = load_params(params_file)
-        frame_model = FrameModel.load(model, backend, warn=_warn)
+        files_at_once, threads = infer_module.concurrency(len(files), jobs)
+        frame_model = FrameModel.load(model, backend, warn=_warn, threads=threads)
         decode = _decode_settings(params, frame_model.info, onset_threshold, frame_threshold, min_note)
+        started = time.perf_counter()
         results = infer_module.infer_files(
-            files, frame_model, decode, out_dir, report=report, overwrite=overwrite, png=png
+            files, frame_model, decode, out_dir, report=report, overwrite=overwrite, png=png, jobs=files_at_once
         )
+        wall_seconds = time.perf_counter() - started
         done = [result.transcription for result in results if result.transcription is not None]
         audio_seconds = sum(transcription.audio_seconds for transcription in done)
-        wall_seconds = sum(transcription.wall_seconds for transcription in done)
         speed = f"{audio_seconds / wall_seconds:.0f}x realtime" if wall_seconds > 0 else "-"
         console.print(
             f"{len(done)} of {len(results)} files transcribed: "
             f"{sum(len(transcription.notes) for transcription in done)} notes, {audio_seconds:.1f} s of audio "
-            f"in {wall_seconds:.2f} s ({speed}); model {frame_model.network.path} ({frame_model.network.backend})",
+            f"in {wall_seconds:.2f} s with outputs ({speed}, {files_at_once} at a time); "
+            f"model {frame_model.network.path} ({frame_model.network.backend})",
             soft_wrap=True,
         )
         return len(results) - len(done)

@@ -43,10 +43,15 @@ class FrameModel:
 
     @classmethod
     def load(
-        cls, path: Path | str, backend: str = "auto", warn: Callable[[str], None] = lambda text: None, **kwargs
+        cls,
+        path: Path | str,
+        backend: str = "auto",
+        warn: Callable[[str], None] = lambda text: None,
+        threads: int = 0,
+        **kwargs,
     ) -> FrameModel:
-        """``path`` (``.keras`` or ``.onnx``) with ``backend`` (see ``networks.open_network``)."""
-        return cls(open_network(path, backend, warn), **kwargs)
+        """``path`` (``.keras`` or ``.onnx``) with ``backend`` and ``threads`` (see ``networks.open_network``)."""
+        return cls(open_network(path, backend, warn, threads), **kwargs)
 
     def heads(self, fft_magnitude: np.ndarray) -> dict[str, np.ndarray]:
         """Heads for a whole sequence ``[time, input bins]`` -> ``{active, onset, energy}`` each ``[time, 88]``."""

@@ -45,8 +45,8 @@ class OnnxNetwork:
         self._input = session.get_inputs()[0].name
 
     @classmethod
-    def load(cls, path: Path | str) -> OnnxNetwork:
-        session, info, _ = load_onnx(path)
+    def load(cls, path: Path | str, threads: int = 0) -> OnnxNetwork:
+        session, info, _ = load_onnx(path, threads)
         return cls(session, info, Path(path))
 
     def predict(self, fft_magnitude: np.ndarray) -> dict[str, np.ndarray]:
@@ -84,13 +84,16 @@ class KerasNetwork:
         return {name: outputs[name].numpy() for name in HEADS}
 
 
-def open_network(path: Path | str, backend: str = "auto", warn: Callable[[str], None] = lambda text: None) -> Network:
+def open_network(
+    path: Path | str, backend: str = "auto", warn: Callable[[str], None] = lambda text: None, threads: int = 0
+) -> Network:
     """Load ``path`` (a ``.keras`` or ``.onnx`` file) with ``backend`` (``auto``, ``onnx`` or ``keras``).
 
     ``auto``: an ``.onnx`` path runs on onnxruntime; a ``.keras`` path runs its ONNX twin (``NAME.onnx`` beside
     it) when that was exported from this ``.keras`` (its recorded sha256 matches), otherwise Keras, and ``warn``
     says why when a twin exists but is stale. A missing ``.keras`` whose twin exists runs the twin.
-    ``onnx`` with a ``.keras`` path requires a current twin; ``keras`` requires a ``.keras`` path.
+    ``onnx`` with a ``.keras`` path requires a current twin; ``keras`` requires a ``.keras`` path. ``threads``:
+    onnxruntime's threads per call (0: one per core); TensorFlow keeps its own pools.
     """
     path = Path(path)
     if backend not in BACKENDS:
@@ -100,7 +103,7 @@ def open_network(path: Path | str, backend: str = "auto", warn: Callable[[str], 
     if path.suffix == ".onnx":
         if backend == "keras":
             raise UserError(f"{path}: --backend keras needs the .keras model file")
-        return OnnxNetwork.load(path)
+        return OnnxNetwork.load(path, threads)
     if backend == "keras":
         return KerasNetwork.load(path)
     twin = onnx_twin(path)
@@ -110,7 +113,7 @@ def open_network(path: Path | str, backend: str = "auto", warn: Callable[[str], 
         if not path.exists():
             raise UserError(f"{path}: no such model file (run `trainer fit` first)")
         return KerasNetwork.load(path)
-    session, info, source_sha256 = load_onnx(twin)
+    session, info, source_sha256 = load_onnx(twin, threads)
     if not path.exists() or source_sha256 == file_sha256(path):
         return OnnxNetwork(session, info, twin)
     reason = f"{twin}: not exported from {path} (changed since); `trainer export --model {path}` renews it"

@@ -263,3 +263,42 @@ def test_velocities_come_from_the_training_banks_curve_and_grow_with_velocity(pi
         assert notes["key"].tolist() == [60]
         read.append(int(notes["velocity"][0]))
     assert read == sorted(read) and read[0] < read[-1], read
+
+
+def test_files_transcribed_at_once_give_the_same_bytes_in_the_same_order(
+    piano_model, chord_audio, model_thresholds, tmp_path: Path
+) -> None:
+    names = []
+    for index, delay in enumerate([0.0, 0.4, 1.1, 0.2, 2.0]):  # different lengths: jobs finish out of order
+        names.append(tmp_path / f"take{index}.wav")
+        soundfile.write(names[-1], np.concatenate([np.zeros(int(delay * 44100), np.float32), chord_audio]), 44100)
+    (tmp_path / "broken.wav").write_text("not audio\n")
+    inputs = [str(name) for name in names[:2]] + [str(tmp_path / "broken.wav")] + [str(name) for name in names[2:]]
+    outputs = {}
+    for jobs in ("1", "3"):
+        result, output = infer(
+            piano_model.model,
+            *inputs,
+            "--out-dir",
+            str(tmp_path / jobs),
+            "--jobs",
+            jobs,
+            "--png",
+            params=model_thresholds,
+        )
+        assert result.exit_code == 1, output  # the broken file, reported in its place
+        lines = [line.removeprefix("error: ") for line in output.splitlines() if ".wav: " in line]
+        assert [line.split(": ")[0] for line in lines] == inputs
+        assert "5 of 6 files transcribed" in output and f"{jobs} at a time" in output
+        outputs[jobs] = {path.name: path.read_bytes() for path in (tmp_path / jobs).iterdir() if path.suffix != ".png"}
+        assert len(list((tmp_path / jobs).glob("*.png"))) == 5
+    assert len(outputs["1"]) == 15 and outputs["1"] == outputs["3"]
+
+
+def test_concurrency_gives_one_file_all_cores_and_many_files_one_core_each() -> None:
+    from trainer.inference.infer import concurrency
+
+    assert concurrency(1, 0, cores=2) == (1, 0)  # onnxruntime's own threads on every core
+    assert concurrency(64, 0, cores=2) == (2, 1)
+    assert concurrency(64, 1, cores=2) == (1, 0)
+    assert concurrency(3, 8, cores=16) == (3, 5)
