@@ -90,9 +90,9 @@ def infer_files(
                 pending.append((upcoming, pool.submit(transcribe_file, upcoming.path, frame_model, decode)))
             if result.error is None:
                 _, future = pending.popleft()
-                started = time.perf_counter()
                 try:
                     transcription = future.result()
+                    started = time.perf_counter()
                     result.written = outputs.write_outputs(
                         output_stem(result.path, out_dir),
                         transcription,
