@@ -79,17 +79,18 @@ def infer_files(
             _check_outputs(result.path, out_dir, claimed, overwrite, png)
         except (UserError, OSError) as error:
             result.error = one_line(error)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(int(jobs), 1)) as pool:
-        pending: collections.deque[tuple[FileResult, concurrent.futures.Future]] = collections.deque()
-        todo = iter([result for result in results if result.error is None])
+    jobs = max(int(jobs), 1)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        pending: collections.deque[concurrent.futures.Future] = collections.deque()  # in input order
+        todo = iter([result.path for result in results if result.error is None])
         for result in results:
-            while len(pending) <= max(int(jobs), 1):  # a bounded window: at most jobs + 1 transcriptions held
+            while len(pending) <= jobs:  # a bounded window: at most jobs + 1 transcriptions held
                 upcoming = next(todo, None)
                 if upcoming is None:
                     break
-                pending.append((upcoming, pool.submit(transcribe_file, upcoming.path, frame_model, decode)))
+                pending.append(pool.submit(transcribe_file, upcoming, frame_model, decode))
             if result.error is None:
-                _, future = pending.popleft()
+                future = pending.popleft()
                 try:
                     transcription = future.result()
                     started = time.perf_counter()
