@@ -115,10 +115,15 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "positive_weight": {"active": 2.0, "onset": 10.0},  # as fit.positive_weight: calibrated like the streaming
     },
     "decode": {  # how `trainer infer` and `trainer evaluate` turn probabilities into notes
-        "onset_threshold": 0.85,  # null: the value stored in the model file
+        "onset_threshold": 0.9,  # null: the value stored in the model file
         "frame_threshold": 0.25,
         "min_note_seconds": 0.05,
-        "offline": {"onset_threshold": 0.9, "frame_threshold": None},  # the offline model's (null: as above)
+        "onset_neighbour_weight": 0.75,  # an onset peak counts this share of its larger neighbouring frame
+        "offline": {  # the offline model's own (null: as above)
+            "onset_threshold": 0.97,
+            "frame_threshold": None,
+            "onset_neighbour_weight": 0.5,
+        },
     },
     "evaluate": {
         "pianos": ["steinway", "musescore"],  # every piece through each: pianos no training bank comes from

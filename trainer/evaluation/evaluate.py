@@ -102,6 +102,7 @@ def _evaluate_model(
         "onset_threshold": decode.onset_threshold,
         "frame_threshold": decode.frame_threshold,
         "min_note_seconds": decode.min_note_seconds,
+        "onset_neighbour_weight": decode.onset_neighbour_weight,
     }
     summary["model"] = {
         "arch": frame_model.info.arch,

@@ -1,6 +1,8 @@
 """Per-frame probabilities -> notes (``decode_notes``), and notes -> a per-frame roll (``notes_to_roll``).
 
-A note starts at a peak of the onset head above ``onset_threshold`` and lasts while the frame head stays
+A note starts at a peak of the onset head above ``onset_threshold`` (the peak counts ``onset_neighbour_weight``
+of its larger neighbouring frame too: a note struck near the boundary of two buffers splits its onset
+probability between them) and lasts while the frame head stays
 above ``frame_threshold`` (a new onset on the same key ends it: a re-strike); notes shorter than
 ``min_note_seconds`` are dropped; velocity comes from the energy head at the attack, read off the model's
 per-key velocity curve (``trainer.features.energy_to_velocity``). The thresholds come from
@@ -43,6 +45,7 @@ class DecodeSettings:
     frame_threshold: float
     min_note_seconds: float
     velocity_curve: dict[str, Any] | None = None  # the model's (ModelInfo.velocity_curve): energy -> velocity
+    onset_neighbour_weight: float = 0.0  # an onset peak is judged on p[t] + this x max(p[t-1], p[t+1])
 
     @classmethod
     def resolve(cls, section: dict[str, Any], info, overrides: dict[str, Any] | None = None) -> DecodeSettings:
@@ -62,7 +65,14 @@ class DecodeSettings:
             if name == "min_note_seconds" and value < 0.0:
                 raise UserError(f"decode.{name}: must be >= 0, got {value}")
             values[name] = value
-        return cls(**values, velocity_curve=getattr(info, "velocity_curve", None))
+        weight = settings.get("onset_neighbour_weight")
+        try:
+            weight = 0.0 if weight is None else float(weight)
+        except (TypeError, ValueError) as error:
+            raise UserError(f"decode.onset_neighbour_weight: expected a number, got {weight!r}") from error
+        if not 0.0 <= weight <= 1.0:
+            raise UserError(f"decode.onset_neighbour_weight: must lie between 0 and 1, got {weight}")
+        return cls(**values, velocity_curve=getattr(info, "velocity_curve", None), onset_neighbour_weight=weight)
 
 
 def decode_notes(
@@ -70,9 +80,10 @@ def decode_notes(
 ) -> np.ndarray:
     """Per-frame heads ``[frames, 88]`` -> notes (``NOTE_DTYPE``), vectorized over keys and frames.
 
-    A note of key ``k`` starts at frame ``t`` where the onset head has a local peak ``>= onset_threshold``,
-    or where the frame head rises above ``frame_threshold`` with no onset peak within one frame and then
-    reaches ``onset_threshold`` itself before it falls (a clearly sounding note must not be lost for a weak
+    A note of key ``k`` starts at frame ``t`` where the onset head has a local peak that reaches
+    ``onset_threshold`` with ``onset_neighbour_weight`` times its larger neighbour added (``_onset_peaks``), or
+    where the frame head rises above ``frame_threshold`` with no onset peak within one frame and then reaches
+    ``onset_threshold`` itself before it falls (a clearly sounding note must not be lost for a weak
     onset, but a flicker just above ``frame_threshold`` is not a note). It ends at the first later frame where
     the frame head drops below ``frame_threshold`` or the onset head peaks again on that key (a re-strike); it
     lasts at least its onset frame. Onset time = the start of the onset frame (the onset lies in that buffer,
@@ -84,7 +95,7 @@ def decode_notes(
     n_frames = onset_probability.shape[0]
     if n_frames == 0:
         return np.zeros(0, dtype=NOTE_DTYPE)
-    onset_peak = _onset_peaks(onset_probability, decode.onset_threshold)
+    onset_peak = _onset_peaks(onset_probability, decode.onset_threshold, decode.onset_neighbour_weight)
     held = np.asarray(frame_probability, np.float32) >= decode.frame_threshold
     # key-major with a sentinel frame at the end, so "first stop after t" is one searchsorted for all notes
     stop = np.ones((N_KEYS, n_frames + 1), dtype=bool)
@@ -134,11 +145,19 @@ def _run_maxima(
     return np.maximum.reduceat(key_major.ravel(), bounds)[::2]
 
 
-def _onset_peaks(onset_probability: np.ndarray, threshold: float) -> np.ndarray:
-    """Frames where the onset head is above threshold and a local maximum in time (first of a plateau)."""
+def _onset_peaks(onset_probability: np.ndarray, threshold: float, neighbour_weight: float = 0.0) -> np.ndarray:
+    """Frames where the onset head is a local maximum in time (first of a plateau) and, with ``neighbour_weight``
+    times the larger of the frames either side added, reaches ``threshold``.
+
+    The head says which buffer holds a note's first sample; a note struck near the end of a buffer is heard in
+    that buffer and the next, and the head then splits its probability between them (0.6 then 0.8 where a
+    clear onset reads 0.99): counting the neighbour finds those notes, and a single frame's 0.99 still passes.
+    """
     before = np.vstack([np.full((1, N_KEYS), -np.inf, np.float32), onset_probability[:-1]])
     after = np.vstack([onset_probability[1:], np.full((1, N_KEYS), -np.inf, np.float32)])
-    return (onset_probability >= threshold) & (onset_probability > before) & (onset_probability >= after)
+    neighbour = np.maximum(np.maximum(before, after), 0.0)
+    pooled = onset_probability + np.float32(neighbour_weight) * neighbour
+    return (pooled >= threshold) & (onset_probability > before) & (onset_probability >= after)
 
 
 def notes_to_roll(notes: np.ndarray, n_frames: int, values: str = "velocity") -> np.ndarray:

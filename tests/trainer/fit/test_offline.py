@@ -249,15 +249,22 @@ def test_the_offline_model_decodes_with_its_own_thresholds_and_flags_win():
     section = {
         **defaults("decode"),
         "onset_threshold": 0.8,
-        "offline": {"onset_threshold": 0.9, "frame_threshold": None},
+        "onset_neighbour_weight": 0.75,
+        "offline": {"onset_threshold": 0.9, "frame_threshold": None, "onset_neighbour_weight": 0.5},
     }
     assert settings_for_model(section, "context") == {
         "onset_threshold": 0.8,
         "frame_threshold": 0.25,
         "min_note_seconds": 0.05,
+        "onset_neighbour_weight": 0.75,
     }
     offline_settings = settings_for_model(section, "offline")
-    assert offline_settings == {"onset_threshold": 0.9, "frame_threshold": 0.25, "min_note_seconds": 0.05}
+    assert offline_settings == {
+        "onset_threshold": 0.9,
+        "frame_threshold": 0.25,
+        "min_note_seconds": 0.05,
+        "onset_neighbour_weight": 0.5,
+    }
     assert (
         apply_overrides(offline_settings, {"onset_threshold": 0.5, "frame_threshold": None})["onset_threshold"] == 0.5
     )

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pianoscribe.constants import HOP_SECONDS
+from pianoscribe.errors import UserError
 from trainer.features import fft_magnitude_of_buffers, frames_from_audio
 from trainer.inference.decode import DecodeSettings, decode_notes, notes_to_roll
 from trainer.inference.frame_model import FrameModel
@@ -67,6 +68,32 @@ def test_a_clearly_sounding_note_needs_no_onset_peak() -> None:
         (64, 9, 20),
         (60, 31, 50),
     ]
+
+
+def test_an_onset_split_over_two_frames_counts_its_neighbour() -> None:
+    active, onset, energy = heads(60)
+    onset[10, KEY_C4], onset[11, KEY_C4] = 0.6, 0.8  # struck near the end of buffer 10: heard in 10 and 11
+    active[10:30, KEY_C4] = 0.8
+    onset[40, KEY_C4 + 7] = 0.85  # a lone peak below the threshold, no neighbour to help it
+    active[40:50, KEY_C4 + 7] = 0.8
+    alone = DecodeSettings(onset_threshold=0.9, frame_threshold=0.4, min_note_seconds=0.05)
+    assert len(decode_notes(active, onset, energy, alone)) == 0
+    pooled = DecodeSettings(0.9, 0.4, 0.05, onset_neighbour_weight=0.5)  # 0.8 + 0.5 x 0.6 >= 0.9; 0.85 + 0 < 0.9
+    notes = decode_notes(active, onset, energy, pooled)
+    assert [(int(n["key"]), round(n["onset"] / HOP_SECONDS), round(n["offset"] / HOP_SECONDS)) for n in notes] == [
+        (60, 11, 30)  # from the peak frame
+    ]
+
+
+def test_the_neighbour_weight_is_read_and_checked() -> None:
+    info = None  # every value is given: nothing falls back to a model file
+    section = {"onset_threshold": 0.9, "frame_threshold": 0.25, "min_note_seconds": 0.05}
+    assert DecodeSettings.resolve(section, info).onset_neighbour_weight == 0.0  # absent: the peak alone
+    assert DecodeSettings.resolve({**section, "onset_neighbour_weight": 0.5}, info).onset_neighbour_weight == 0.5
+    with pytest.raises(UserError, match=r"decode\.onset_neighbour_weight: must lie between 0 and 1, got 1\.5"):
+        DecodeSettings.resolve({**section, "onset_neighbour_weight": 1.5}, info)
+    with pytest.raises(UserError, match=r"decode\.onset_neighbour_weight: expected a number, got 'much'"):
+        DecodeSettings.resolve({**section, "onset_neighbour_weight": "much"}, info)
 
 
 @settings(max_examples=40, deadline=None)
