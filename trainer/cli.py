@@ -162,8 +162,9 @@ def fit_offline(
 OnsetThreshold = Annotated[
     float | None,
     typer.Option(
-        help="Onset probability a note must reach to start (params: decode.onset_threshold, decode.offline for an "
-        "offline model; null: the model's)."
+        help="Onset probability a note must reach to start, with decode.onset_neighbour_weight of its larger "
+        "neighbouring frame added (params: decode.onset_threshold, decode.offline for an offline model; null: the "
+        "model's)."
     ),
 ]
 FrameThreshold = Annotated[
