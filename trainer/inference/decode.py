@@ -53,9 +53,9 @@ class DecodeSettings:
         means not given) over it; ``None`` left falls back to what the model file carries (``ModelInfo``)."""
         settings = apply_overrides(settings_for_model(section, getattr(info, "arch", "")), overrides or {})
         values = {}
-        for name in ("onset_threshold", "frame_threshold", "min_note_seconds"):
-            value = settings.get(name)
-            value = getattr(info, name) if value is None else value
+        for name in ("onset_threshold", "frame_threshold", "min_note_seconds", "onset_neighbour_weight"):
+            value: Any = settings.get(name)  # None: the model file's (it holds no neighbour weight: the peak alone)
+            value = getattr(info, name, 0.0) if value is None else value
             try:
                 value = float(value)
             except (TypeError, ValueError) as error:
@@ -64,15 +64,10 @@ class DecodeSettings:
                 raise UserError(f"decode.{name}: must lie strictly between 0 and 1, got {value}")
             if name == "min_note_seconds" and value < 0.0:
                 raise UserError(f"decode.{name}: must be >= 0, got {value}")
+            if name == "onset_neighbour_weight" and not 0.0 <= value <= 1.0:
+                raise UserError(f"decode.{name}: must lie between 0 and 1, got {value}")
             values[name] = value
-        weight = settings.get("onset_neighbour_weight")
-        try:
-            weight = 0.0 if weight is None else float(weight)
-        except (TypeError, ValueError) as error:
-            raise UserError(f"decode.onset_neighbour_weight: expected a number, got {weight!r}") from error
-        if not 0.0 <= weight <= 1.0:
-            raise UserError(f"decode.onset_neighbour_weight: must lie between 0 and 1, got {weight}")
-        return cls(**values, velocity_curve=getattr(info, "velocity_curve", None), onset_neighbour_weight=weight)
+        return cls(**values, velocity_curve=getattr(info, "velocity_curve", None))
 
 
 def decode_notes(
